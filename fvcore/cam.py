@@ -1,0 +1,89 @@
+"""Grad-CAM and friends through the maintained ``grad-cam`` package, plus overlays and a
+faithfulness score (ROAD). The target layer and the ViT reshape come from the registry."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fvcore.errors import FvError
+
+METHODS = ("gradcam", "gradcam++", "eigencam", "layercam")
+
+
+def _cam_class(method: str):
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
+    classes = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM,
+               "layercam": LayerCAM}
+    try:
+        return classes[method.lower()]
+    except KeyError:
+        raise FvError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}") from None
+
+
+@dataclass
+class CamResult:
+    """A heatmap over the model's input crop, and the probabilities of the same forward pass."""
+
+    heatmap: np.ndarray       # H x W float32 in [0, 1], H = W = the model's input size
+    probs: np.ndarray         # C probabilities
+    target: int               # class index explained
+    method: str
+    ms: float                 # wall time of the CAM computation
+
+
+def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: Optional[int],
+                method: str = "gradcam",
+                reshape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> CamResult:
+    """Explain ``target`` (default: the predicted class) for one preprocessed image ``x`` (1xCxHxW).
+
+    Gradients flow only from the output back to ``layer``: the layer's output is detached and
+    made a leaf, so autograd computes no weight gradients and nothing before the layer. Hooks and
+    graphs are released before returning. Not thread-safe on one model: callers hold its lock.
+    """
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+        raise FvError(f"CAM needs one RGB image tensor 1x3xHxW, got {tuple(x.shape)}")
+    cam_cls = _cam_class(method)
+    start = time.perf_counter()
+    # a fresh leaf, then one cheap op so that in-place ops after the layer (DenseNet's relu_)
+    # act on a non-leaf tensor
+    cut = layer.register_forward_hook(lambda m, i, out: out.detach().requires_grad_(True) * 1.0)
+    try:
+        with cam_cls(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+            if target is None:
+                with torch.no_grad():
+                    target = int(model(x).argmax(1))  # only used when the caller gave none
+            heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
+            probs = torch.softmax(cam.outputs.detach().float(), 1)[0].numpy()
+            cam.outputs = None
+    finally:
+        cut.remove()
+    heatmap = np.nan_to_num(heatmap.astype(np.float32), nan=0.0).clip(0.0, 1.0)
+    return CamResult(heatmap, probs, target, method, (time.perf_counter() - start) * 1000.0)
+
+
+def faithfulness(model: nn.Module, x: torch.Tensor, heatmap: np.ndarray, target: int, *,
+                 percentile: int = 80) -> float:
+    """ROAD: how much the target probability drops when the most-highlighted
+    ``100 - percentile`` % of pixels are removed (imputed). Higher = more faithful explanation."""
+    from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    metric = ROADMostRelevantFirst(percentile=percentile)
+    with torch.no_grad():
+        score = metric(x, heatmap[None], [ClassifierOutputSoftmaxTarget(target)], model)
+    return float(-np.asarray(score).reshape(-1)[0])
+
+
+def overlay(image: Image.Image, heatmap: np.ndarray, *, alpha: float = 0.5) -> Image.Image:
+    """Blend a jet-coloured heatmap over ``image`` (resized to the heatmap's size if needed)."""
+    import matplotlib
+    rgb = np.asarray(image.convert("RGB").resize(heatmap.shape[::-1]), dtype=np.float32) / 255.0
+    colours = matplotlib.colormaps["jet"](heatmap)[..., :3].astype(np.float32)
+    blended = (1.0 - alpha) * rgb + alpha * colours
+    return Image.fromarray((blended.clip(0, 1) * 255).round().astype(np.uint8))

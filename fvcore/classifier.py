@@ -1,0 +1,118 @@
+"""A loaded checkpoint ready to predict and explain: :class:`Classifier`."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fvcore.architectures import get_spec, get_submodule
+from fvcore.cam import CamResult, compute_cam, faithfulness
+from fvcore.card import ModelCard
+from fvcore.errors import FvError
+from fvcore.images import ImageInput, load_image
+from fvcore.presets import EvalPreset
+
+
+def eval_preset(card: ModelCard) -> EvalPreset:
+    """The evaluation transform a card describes."""
+    return EvalPreset(crop_size=card.image_size, resize_size=card.resize_size, mean=card.mean,
+                      std=card.std)
+
+
+class Classifier:
+    """One trained model: its card, its float32 eval-mode module, predict and Grad-CAM.
+
+    ``predict`` is safe to call from many threads; CAM calls on one classifier are serialised by
+    its lock (grad-cam's hooks live on the shared module).
+    """
+
+    def __init__(self, model: nn.Module, card: ModelCard, *, name: str = "",
+                 path: Optional[Path] = None) -> None:
+        self.model = model.float().eval().requires_grad_(False)
+        self.card = card
+        self.name = name or card.arch
+        self.path = path
+        self.spec = get_spec(card.arch)
+        self.preset = eval_preset(card)
+        self.lock = threading.Lock()
+        self.runner: Callable[[torch.Tensor], np.ndarray] = self._torch_logits
+        self.backend = "pytorch"
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.name!r}, arch={self.card.arch}, classes={len(self.classes)})"
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in output order."""
+        return self.card.classes
+
+    def preprocess(self, images: Iterable[ImageInput]) -> torch.Tensor:
+        """Load and transform images into one N x 3 x S x S batch."""
+        return torch.stack([self.preset(load_image(img)) for img in images])
+
+    def _torch_logits(self, batch: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(batch).float().numpy()
+
+    def predict_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
+        """Probabilities (N x C) for an already preprocessed batch, in chunks of ``batch_size``."""
+        chunks = [self.runner(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)]
+        logits = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, images: Sequence[ImageInput] | ImageInput, *, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities, N x C, for paths, bytes, file objects or PIL images.
+
+        A single image (not a list) gives a 1 x C array. Unreadable images raise ImageError.
+        """
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return self.predict_tensor(self.preprocess(images), batch_size=batch_size)
+
+    def top_k(self, probs: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` most probable (label, probability) pairs of one probability vector."""
+        order = np.argsort(-probs)[:k]
+        return [(self.classes[i], float(probs[i])) for i in order]
+
+    def class_index(self, target: int | str | None) -> Optional[int]:
+        """A class given by index or name -> its index (None stays None)."""
+        if target is None or isinstance(target, (int, np.integer)):
+            if target is not None and not 0 <= int(target) < len(self.classes):
+                raise FvError(f"class index {target} out of range 0..{len(self.classes) - 1}")
+            return None if target is None else int(target)
+        if target not in self.classes:
+            raise FvError(f"unknown class {target!r} for {self.name}")
+        return self.classes.index(target)
+
+    def explain(self, image: ImageInput, target: int | str | None = None,
+                method: str = "gradcam", *, score: bool = False) -> tuple[CamResult, Optional[float]]:
+        """One forward + backward: the CAM, the probabilities, and optionally the ROAD
+        faithfulness score (probability drop when the top-20% pixels are removed)."""
+        x = self.preprocess([image])
+        index = self.class_index(target)
+        with self.lock:
+            result = compute_cam(self.model, get_submodule(self.model, self.spec.cam_layer), x,
+                                 target=index, method=method, reshape=self.spec.reshape)
+            faith = faithfulness(self.model, x, result.heatmap, result.target) if score else None
+        return result, faith
+
+    def gradcam(self, image: ImageInput, target: int | str | None = None,
+                method: str = "gradcam") -> np.ndarray:
+        """Heatmap (S x S float32 in [0, 1]) over the centre crop the model sees, S = the input
+        size in the card; ``self.preset.crop(load_image(image))`` is that crop. ``target`` is a
+        class index or name (default: the predicted class); ``method`` one of fvcore.cam.METHODS."""
+        return self.explain(image, target, method)[0].heatmap
+
+    def latency_ms(self, *, repeats: int = 5) -> float:
+        """Median time of one single-image forward pass on the current backend."""
+        from fvcore.cost import time_call
+        x = torch.zeros(1, 3, self.card.image_size, self.card.image_size)
+        return time_call(lambda: self.runner(x), repeats=repeats, warmup=1)

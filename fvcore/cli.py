@@ -1,0 +1,260 @@
+"""``python -m fvcore``: one small ``cmd_*`` function per subcommand; argparse stays here."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from fvcore.errors import FvError
+
+DEFAULT_CHECKPOINTS = "checkpoints"
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def cmd_archs(args: argparse.Namespace) -> int:
+    """One line per architecture: name, params, FLOPs at its input size, ImageNet sources."""
+    from fvcore.architectures import create_model, get_spec, list_archs
+    from fvcore.cost import count_flops, count_params, human
+    rows = []
+    for name in list_archs():
+        spec = get_spec(name)
+        model, _ = create_model(name, args.num_classes)
+        sources = ", ".join(f"{s.label}{' (offline)' if s.offline else ''}" for s in spec.imagenet)
+        rows.append({"name": name, "params": count_params(model), "input_size": spec.input_size,
+                     "flops": count_flops(model, spec.input_size), "cam_layer": spec.cam_layer,
+                     "imagenet": sources or "none (from scratch only)"})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']:<20} {human(r['params']):>8} params  {human(r['flops'], 'FLOP'):>10} "
+              f"@{r['input_size']}px  imagenet: {r['imagenet']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one architecture on an image-folder dataset."""
+    from fvcore.train import TrainConfig
+    from fvcore.trainer import train
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
+              and v is not None}
+    card = train(TrainConfig(**fields))
+    if card is not None and card.metrics:
+        print(f"{args.out}: test accuracy {card.metrics['accuracy']:.4f} "
+              f"on {card.metrics['n_images']} images")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a labelled folder of class sub-folders."""
+    from fvcore.checkpoint import load_checkpoint
+    from fvcore.data import class_folders
+    from fvcore.evaluate import evaluate_predictions, predict_samples, save_evaluation
+    classifier = load_checkpoint(args.checkpoint)
+    folder = Path(args.data)
+    folders = class_folders(folder)
+    unknown = sorted(set(folders) - set(classifier.classes))
+    if unknown:
+        raise FvError(f"classes the model does not know: {', '.join(unknown)}", source=str(folder))
+    index = {c: i for i, c in enumerate(classifier.classes)}
+    samples = [(p, index[c]) for c in sorted(folders) for p in folders[c]]
+    preds = predict_samples(classifier, samples, root=folder.parent)
+    full = evaluate_predictions(preds, classifier.card.groups)
+    if args.save:
+        save_evaluation(classifier, preds, full, dataset=classifier.card.dataset)
+    if args.json:
+        _print_json(full)
+        return 0
+    low, high = full["accuracy_ci95"]
+    print(f"{classifier.name}: accuracy {full['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}) "
+          f"on {full['n_images']} images, loss {full['loss']:.4f}")
+    print(f"macro F1 {full['macro_f1']:.4f}  weighted F1 {full['weighted_f1']:.4f}  "
+          f"ECE {full['ece']:.4f}  top-3 {full['top3_accuracy']:.4f}"
+          + (f"  group accuracy {full['group_accuracy']:.4f}" if "group_accuracy" in full else ""))
+    print(f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for name, r in full["per_class"].items():
+        print(f"{name:<24}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1']:>10.3f}"
+              f"{int(r['support']):>9}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """McNemar tests and a soft-voting ensemble over checkpoints' stored predictions."""
+    from fvcore.card import ModelCard
+    from fvcore.evaluate import compare, read_predictions
+    stored = {}
+    for folder in args.checkpoints:
+        card = ModelCard.read(folder)
+        preds = read_predictions(folder, card.classes)
+        if preds is None:
+            raise FvError("no predictions.csv; run evaluate --save first", source=str(folder))
+        stored[Path(folder).as_posix()] = preds
+    result = compare(stored)
+    if args.json:
+        _print_json(result)
+        return 0
+    for name, m in result["models"].items():
+        print(f"{name:<48} accuracy {m['accuracy']:.4f}")
+    ens = result["ensemble"]
+    print(f"{'soft-voting ensemble':<48} accuracy {ens['accuracy']:.4f}")
+    for pair in result["mcnemar"]:
+        mark = "significant" if pair["significant"] else "not significant"
+        print(f"{pair['a']} vs {pair['b']}: p={pair['p_value']:.4g} ({mark})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Every checkpoint's top-k on every image; exit 2 when any image could not be read."""
+    from fvcore.inference import predict_all
+    from fvcore.checkpoint import discover
+    classifiers, problems = discover(args.checkpoints)
+    for problem in problems:
+        print(f"warning: skipped checkpoint {problem}", file=sys.stderr)
+    if args.dataset:
+        classifiers = [c for c in classifiers if c.card.dataset == args.dataset]
+    if not classifiers:
+        raise FvError(f"no loadable checkpoints under {args.checkpoints}"
+                      + (f" for dataset {args.dataset}" if args.dataset else ""))
+    results, errors = predict_all(classifiers, args.images, top_k=args.top_k)
+    if args.json:
+        _print_json({"results": results, "errors": errors})
+    else:
+        for result in results:
+            print(result["image"])
+            for model, pred in result["predictions"].items():
+                top = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in pred["top"])
+                print(f"  {model:<40} {top}  ({pred['latency_ms']:.0f} ms)")
+        for error in errors:
+            print(f"error: {error['error']}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    """Write a Grad-CAM overlay PNG for one image and one checkpoint."""
+    from fvcore.cam import overlay
+    from fvcore.checkpoint import load_checkpoint
+    from fvcore.images import load_image
+    classifier = load_checkpoint(args.checkpoint)
+    image = load_image(args.image)
+    result, score = classifier.explain(image, args.target, args.method, score=args.faithfulness)
+    out = Path(args.out or Path(args.image).with_suffix(f".{args.method}.png").name)
+    overlay(classifier.preset.crop(image), result.heatmap, alpha=args.alpha).save(out)
+    label = classifier.classes[result.target]
+    extra = f", faithfulness (ROAD) {score:.3f}" if score is not None else ""
+    print(f"{out}: {args.method} for {label} (p={result.probs[result.target]:.3f}){extra}")
+    return 0
+
+
+def cmd_import_pth(args: argparse.Namespace) -> int:
+    """Turn a notebook's ``best_model.pth`` state dict into a checkpoint folder."""
+    from fvcore.importer import import_state_dict
+    folder = import_state_dict(args.weights, arch=args.arch, classes_file=args.classes,
+                               out=args.out, image_size=args.image_size, dataset=args.dataset)
+    print(f"wrote {folder}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List the runs in the SQLite run registry."""
+    from fvcore.runs import list_runs
+    rows = list_runs(args.db)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
+        best = f"{r['best_val_acc']:.3f}" if r["best_val_acc"] is not None else "-"
+        print(f"{r['id']}  {r['status']:<11} {r['arch']:<20} {r['dataset']:<18} {started}  "
+              f"epochs {r['epochs']:>3}  best val acc {best}")
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True)
+    p.add_argument("--data", required=True, help="dataset folder with train/ [validation/] [test/]")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--pretrained", help="auto | none | imagenet | PATH (default auto)")
+    p.add_argument("--finetune", choices=("head", "partial", "full"))
+    for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float),
+                       ("--weight-decay", float), ("--image-size", int), ("--patience", int),
+                       ("--seed", int), ("--workers", int), ("--label-smoothing", float),
+                       ("--warmup-epochs", float), ("--val-fraction", float),
+                       ("--backbone-lr-scale", float)):
+        p.add_argument(flag, type=kind)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--resume", action="store_true", default=None)
+    p.add_argument("--runs-db", help="SQLite run registry (default runs.db)")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m fvcore``."""
+    parser = argparse.ArgumentParser(prog="python -m fvcore", description=__doc__)
+    sub = parser.add_subparsers(dest="subcommand", required=True)
+
+    def add(name: str, fn: Callable, **kw) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__, **kw)
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("archs", cmd_archs)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    _train_args(add("train", cmd_train))
+    p = add("evaluate", cmd_evaluate)
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="folder of class sub-folders (e.g. DIR/test)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--save", action="store_true", help="rewrite predictions.csv and card metrics")
+    p = add("compare", cmd_compare)
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p = add("predict", cmd_predict)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS)
+    p.add_argument("--dataset")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p = add("cam", cmd_cam)
+    p.add_argument("image")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++", "eigencam",
+                                                           "layercam"))
+    p.add_argument("--target", help="class name to explain (default: the predicted class)")
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--faithfulness", action="store_true", help="also compute the ROAD score")
+    p.add_argument("--out")
+    p = add("import-pth", cmd_import_pth)
+    p.add_argument("weights")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--classes", required=True, help="text file, one class name per line")
+    p.add_argument("--out", required=True)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--dataset", default="imported")
+    p = add("runs", cmd_runs)
+    p.add_argument("--db", default="runs.db")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: run a subcommand; FvError becomes one line on stderr and exit status 1."""
+    args = get_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return args.func(args)
+    except FvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

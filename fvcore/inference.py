@@ -1,0 +1,73 @@
+"""Predict with many models at once: each image decoded once, each distinct preprocessing done
+once and shared by the models that use it, one batched forward per model."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fvcore.classifier import Classifier
+from fvcore.errors import FvError
+from fvcore.images import ImageInput, load_image
+
+
+def _name(source: ImageInput, i: int) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return str(getattr(source, "name", f"image {i + 1}"))
+
+
+def load_images(sources: Sequence[ImageInput]) -> tuple[list[tuple[str, Image.Image]],
+                                                        list[dict[str, str]]]:
+    """Decode every source once: ([(name, image)], [{"image": name, "error": message}])."""
+    good, errors = [], []
+    for i, source in enumerate(sources):
+        name = _name(source, i)
+        try:
+            good.append((name, load_image(source, name=name)))
+        except FvError as exc:
+            errors.append({"image": name, "error": str(exc)})
+    return good, errors
+
+
+def batch_probs(classifiers: Sequence[Classifier], images: Sequence[Image.Image]
+                ) -> dict[str, tuple[np.ndarray, float]]:
+    """Model name -> (N x C probabilities, milliseconds per image) for decoded images."""
+    tensors: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for clf in classifiers:
+        key = clf.preset.key
+        if key not in tensors:
+            tensors[key] = torch.stack([clf.preset(img) for img in images])
+        start = time.perf_counter()
+        probs = clf.predict_tensor(tensors[key])
+        out[clf.name] = (probs, (time.perf_counter() - start) * 1000.0 / max(1, len(images)))
+    return out
+
+
+def predict_all(classifiers: Sequence[Classifier], sources: Sequence[ImageInput], *,
+                top_k: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every model on every readable image, as the CLI's JSON: (results, errors)."""
+    good, errors = load_images(sources)
+    if not good:
+        return [], errors
+    probs = batch_probs(classifiers, [img for _, img in good])
+    results = []
+    for i, (name, _) in enumerate(good):
+        predictions = {}
+        for clf in classifiers:
+            p, ms = probs[clf.name]
+            predictions[clf.name] = {"top": [{"label": label, "prob": round(prob, 6)}
+                                             for label, prob in clf.top_k(p[i], top_k)],
+                                     "latency_ms": round(ms, 2)}
+        results.append({"image": name, "predictions": predictions})
+    return results, errors
+
+
+def ensemble(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Soft voting: the mean of the models' probability vectors (same classes)."""
+    return np.mean(np.stack(probs), axis=0)

