@@ -189,10 +189,11 @@ def _cnn_attach(base: nn.Module, num_classes: int) -> nn.Module:
     return base
 
 
-register(ArchSpec("cnn", "Plain 4-block CNN (32-64-128-256), from scratch", _cnn(False),
-                  _cnn_attach, 128, "features.3.5", "head", ("features.3",)))
+register(ArchSpec("cnn", "Plain 5-conv CNN (32-64-128-256-256), from scratch", _cnn(False),
+                  _cnn_attach, 128, "features.4", "head", ("features.3", "features.4")))
 register(ArchSpec("cnn_attention", "The plain CNN with a CBAM attention block after every stage",
-                  _cnn(True), _cnn_attach, 128, "features.3.6", "head", ("features.3",)))
+                  _cnn(True), _cnn_attach, 128, "features.4", "head",
+                  ("features.3", "features.4")))
 register(ArchSpec("vgg16", "VGG16 with batch norm, global average pooling", _tv("vgg16_bn"),
                   _vgg_attach, 224, "features.42", "classifier", ("features.34", "features.35",
                   "features.37", "features.38", "features.40", "features.41"),

@@ -58,20 +58,21 @@ class CBAM(nn.Module):
         return self.spatial(self.channel(x))
 
 
-def conv_block(c_in: int, c_out: int, *, attention: bool) -> nn.Sequential:
-    """Two 3x3 conv-BN-ReLU layers, optional CBAM, then 2x2 max pooling."""
-    layers: list[nn.Module] = []
-    for c in (c_in, c_out):
-        layers += [nn.Conv2d(c, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                   nn.ReLU(inplace=True)]
+def conv_block(c_in: int, c_out: int, *, attention: bool, pool: bool = True) -> nn.Sequential:
+    """3x3 conv-BN-ReLU, optional CBAM, then (optionally) 2x2 max pooling."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                               nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
     if attention:
         layers.append(CBAM(c_out))
-    layers.append(nn.MaxPool2d(2))
+    if pool:
+        layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
 
 class PlainCNN(nn.Module):
-    """A VGG-style CNN of four conv blocks (32-64-128-256 channels) and the standard head.
+    """A small VGG-style CNN: four conv-pool blocks (32-64-128-256 channels), one more 3x3 conv
+    at 1/16 resolution (the Grad-CAM layer, ``features.4``), global pooling and the standard head.
+    About 0.55 GFLOP at 128 px.
 
     With ``attention=True`` every block ends in a CBAM attention module: same CNN, plus attention.
     """
@@ -83,6 +84,7 @@ class PlainCNN(nn.Module):
         for width in widths:
             blocks.append(conv_block(c_in, width, attention=attention))
             c_in = width
+        blocks.append(conv_block(c_in, c_in, attention=attention, pool=False))
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = Head(c_in, num_classes)

@@ -62,7 +62,7 @@ def tiny_data(tmp_path_factory) -> Path:
                         {"train": 30, "validation": 6, "test": 8})
 
 
-def make_checkpoint(folder: Path, arch: str, data_root: Path, *, image_size: int = 32,
+def make_checkpoint(folder: Path, arch: str, data_root: Path, *, image_size: int = 64,
                     dataset: str = "shapes", seed: int = 0) -> Path:
     """A checkpoint folder of an untrained ``arch`` with real test predictions and a short
     made-up history, in exactly the shipped format."""
