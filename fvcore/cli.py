@@ -176,6 +176,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """Train a whole zoo (resuming or skipping finished models), then refresh the README table."""
+    from fvcore.zoo import results_table, train_zoo, update_readme
+    if not args.table_only:
+        train_zoo(args.data, args.out, recipe=args.recipe, seed=args.seed, runs_db=args.runs_db,
+                  archs=args.archs.split(",") if args.archs else None)
+    if args.readme:
+        update_readme(args.readme, "zoo", results_table(args.checkpoints))
+        print(f"updated the results table in {args.readme}")
+    return 0
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True)
     p.add_argument("--data", required=True, help="dataset folder with train/ [validation/] [test/]")
@@ -239,6 +251,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--image-size", type=int)
     p.add_argument("--dataset", default="imported")
+    p = add("zoo", cmd_zoo)
+    p.add_argument("--data", help="dataset folder (its name picks the recipe)")
+    p.add_argument("--out", help="folder for the zoo's checkpoints, e.g. checkpoints/grocery-produce")
+    p.add_argument("--recipe", help="recipe name (default: the dataset folder's name)")
+    p.add_argument("--archs", help="comma-separated subset of the zoo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs-db", default="runs.db")
+    p.add_argument("--readme", help="README to refresh with the results table of --checkpoints")
+    p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS)
+    p.add_argument("--table-only", action="store_true", help="only regenerate the README table")
     p = add("runs", cmd_runs)
     p.add_argument("--db", default="runs.db")
     p.add_argument("--json", action="store_true")

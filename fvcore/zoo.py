@@ -1,0 +1,117 @@
+"""The model zoo: one fixed recipe per (dataset, architecture), a command that (re)trains a whole
+zoo reproducibly and resumably, and the README results table generated from the cards."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from fvcore.card import ModelCard
+from fvcore.checkpoint import scan
+from fvcore.cost import human
+from fvcore.errors import FvError
+
+# Shared settings of every from-scratch run: long cosine horizon, early stopping decides.
+_SCRATCH = {"pretrained": "none", "finetune": "full", "epochs": 60, "patience": 6, "lr": 2e-3,
+            "weight_decay": 0.05, "batch_size": 32}
+_IMAGENET = {"pretrained": "auto", "finetune": "full", "image_size": 224, "lr": 2e-3,
+             "backbone_lr_scale": 0.25, "weight_decay": 0.05, "batch_size": 32}
+
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "grocery-produce": {
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 20, "patience": 5},
+        "cnn": {**_SCRATCH, "image_size": 128},
+        "cnn_attention": {**_SCRATCH, "image_size": 128},
+        "mobilenet_v3_large": {**_SCRATCH, "image_size": 160},
+        "vit": {**_SCRATCH, "image_size": 112, "lr": 1e-3},
+        "densenet121": {**_SCRATCH, "image_size": 96},
+        "resnet50": {**_SCRATCH, "image_size": 96},
+        "resnet50_attention": {**_SCRATCH, "image_size": 96},
+        "vgg16": {**_SCRATCH, "image_size": 64, "lr": 1e-3},
+    },
+    "hymenoptera": {
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 15, "patience": 4, "lr": 1e-3},
+        "cnn": {**_SCRATCH, "image_size": 128},
+        "mobilenet_v3_large": {**_SCRATCH, "image_size": 160},
+    },
+}
+
+
+def train_command(arch: str, data: str, out: str, recipe: dict[str, Any], *, seed: int = 0) -> str:
+    """The single ``python -m fvcore train`` command line that a zoo entry runs."""
+    args = ["python", "-m", "fvcore", "train", "--arch", arch, "--data", data, "--out", out]
+    for key, value in sorted({**recipe, "seed": seed}.items()):
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(args)
+
+
+def train_zoo(data: str, out: str, *, recipe: Optional[str] = None,
+              archs: Optional[Iterable[str]] = None, seed: int = 0,
+              runs_db: str = "runs.db") -> list[ModelCard]:
+    """Train (or resume, or skip when finished) every architecture of a zoo, one after another."""
+    from fvcore.train import TrainConfig
+    from fvcore.trainer import train
+    name = recipe or Path(data).resolve().name
+    if name not in RECIPES:
+        raise FvError(f"no zoo recipe for {name!r}; known: {', '.join(sorted(RECIPES))}")
+    chosen = list(archs or RECIPES[name])
+    unknown = [a for a in chosen if a not in RECIPES[name]]
+    if unknown:
+        raise FvError(f"not in the {name} zoo: {', '.join(unknown)}")
+    cards = []
+    for arch in chosen:
+        folder = str(Path(out) / arch)
+        settings = RECIPES[name][arch]
+        config = TrainConfig(arch=arch, data=data, out=folder, seed=seed, resume=True,
+                             runs_db=runs_db, command=train_command(arch, data, folder, settings,
+                                                                    seed=seed), **settings)
+        card = train(config)
+        if card is not None:
+            cards.append(card)
+    return cards
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def results_table(root: str | Path, *, latency: bool = True) -> str:
+    """A markdown table of every finished checkpoint under ``root``, from its card."""
+    entries, _ = scan(root)
+    rows = ["| dataset | model | initialisation | image size | test accuracy (95% CI) | macro F1 "
+            "| group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) | training time |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in sorted(entries, key=lambda e: (e.card.dataset, -e.card.metrics.get("accuracy", 0))):
+        card, m = entry.card, entry.card.metrics
+        if not m:
+            continue
+        low, high = m.get("accuracy_ci95", (None, None))
+        init = "**ImageNet**" if card.pretrained else "from scratch"
+        ms = "–"
+        if latency:
+            from fvcore.checkpoint import load_checkpoint
+            ms = f"{load_checkpoint(entry.path).latency_ms(repeats=5):.0f} ms"
+        hours = (card.training_seconds or 0) / 60
+        rows.append(
+            f"| {card.dataset} | {card.arch} | {init} | {card.image_size} | "
+            f"{_pct(m.get('accuracy'))}% ({_pct(low)}–{_pct(high)}) | {_pct(m.get('macro_f1'))} | "
+            f"{_pct(m.get('group_accuracy'))} | {m.get('ece', float('nan')):.3f} | "
+            f"{human(card.params or 0)} | {human(card.flops or 0)} | {ms} | "
+            f"{card.epochs_run} ({card.best_epoch}){' early stop' if card.stopped_early else ''} | "
+            f"{hours:.0f} min |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: str | Path, marker: str, content: str) -> None:
+    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->``."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    block = f"{start}\n{content}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
