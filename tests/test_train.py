@@ -1,0 +1,117 @@
+"""Real training on tiny generated data: it learns, stops early, records its runs, writes the
+checkpoint format, and runs under torchrun with two CPU processes."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fvcore import load_checkpoint
+from fvcore.card import ModelCard
+from fvcore.runs import list_runs, run_epochs
+from fvcore.train import TrainConfig
+from fvcore.trainer import train
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tiny_data, out, **kw) -> TrainConfig:
+    settings = dict(arch="cnn", data=str(tiny_data), out=str(out), pretrained="none",
+                    image_size=32, batch_size=16, lr=3e-3, epochs=6, patience=10, seed=0,
+                    runs_db=str(Path(out).parent / "runs.db"), command="pytest")
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("train") / "cnn"
+    card = train(_config(tiny_data, out))
+    return out, card
+
+
+def test_training_learns_the_shapes_well_above_chance(trained):
+    out, card = trained
+    assert card.metrics["accuracy"] > 0.6          # chance is 1/3
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_the_finished_folder_is_a_loadable_checkpoint_with_a_complete_card(trained):
+    out, card = trained
+    assert not (out / ".train").exists()                 # resume state removed when finished
+    assert (out / "train.log").read_text().count("epoch") >= 6
+    clf = load_checkpoint(out)
+    assert clf.card.best_epoch == card.best_epoch and 1 <= card.best_epoch <= 6
+    assert card.init.startswith("none") and card.dataset == tiny_data_name(out)
+    assert card.splits["provenance"]["validation"] == "validation/"
+    assert card.recipe["finetune"] == "full" and card.recipe["optimizer"] == "AdamW"
+    assert card.training_seconds > 0 and card.hardware.startswith("CPU")
+    assert card.groups == {"circle": "round", "square": "angular", "triangle": "angular"}
+    assert "group_accuracy" in card.metrics
+
+
+def tiny_data_name(out: Path) -> str:
+    return ModelCard.read(out).dataset
+
+
+def test_every_run_and_epoch_is_in_the_run_registry(trained):
+    out, card = trained
+    [run] = [r for r in list_runs(out.parent / "runs.db") if r["out"] == str(out)]
+    assert run["status"] == "finished" and run["arch"] == "cnn"
+    assert run["final"]["accuracy"] == card.metrics["accuracy"]
+    assert [e["epoch"] for e in run_epochs(out.parent / "runs.db", run["id"])] == list(range(1, 7))
+
+
+def test_early_stopping_stops_when_validation_loss_stops_improving(tmp_path, tiny_data):
+    card = train(_config(tiny_data, tmp_path / "es", epochs=60, patience=2, lr=1e-2))
+    assert card.stopped_early
+    assert card.epochs_run == card.best_epoch + 2 < 60
+    rows = list(csv.DictReader((tmp_path / "es" / "history.csv").open()))
+    best = min(float(r["val_loss"]) for r in rows)
+    assert float(rows[card.best_epoch - 1]["val_loss"]) == best
+
+
+def test_resume_of_a_finished_run_changes_nothing(trained, tiny_data):
+    out, card = trained
+    before = (out / "model.safetensors").read_bytes()
+    again = train(_config(tiny_data, out, resume=True))
+    assert again.metrics == card.metrics and (out / "model.safetensors").read_bytes() == before
+
+
+def test_head_only_finetuning_with_cached_features_trains_only_the_head(tmp_path, tiny_data):
+    card = train(_config(tiny_data, tmp_path / "head", finetune="head", augment=False,
+                         epochs=3))
+    assert card.recipe["finetune"] == "head" and card.epochs_run == 3
+
+
+def test_missing_splits_are_carved_from_train_and_recorded(tmp_path, tiny_data):
+    data = tmp_path / "onlytrain"
+    shutil.copytree(tiny_data / "train", data / "train")
+    card = train(_config(data, tmp_path / "carved", epochs=1))
+    assert card.splits["provenance"]["test"].startswith("carved from train")
+    assert len(card.splits["carved"]["test"]) == card.metrics["n_images"] > 0
+
+
+def test_distributed_training_with_two_cpu_processes(tmp_path, tiny_data):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "fvcore", "train",
+         "--arch", "cnn", "--data", str(tiny_data), "--out", str(out), "--image-size", "32",
+         "--epochs", "2", "--batch-size", "8", "--pretrained", "none", "--device", "cpu",
+         "--runs-db", str(tmp_path / "runs.db")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = ModelCard.read(out)
+    assert card.metrics["n_images"] == 24 and card.epochs_run == 2
+    runs = list_runs(tmp_path / "runs.db")
+    assert len(runs) == 1 and runs[0]["status"] == "finished"   # only rank 0 records
+    assert len(list(csv.DictReader((out / "history.csv").open()))) == 2
