@@ -1,0 +1,132 @@
+"""Plotly figures for the app (every chart titled, every axis labelled) and the Grad-CAM grid
+image. Inputs are the frames of :mod:`fvcore.dashboard`; no streamlit here."""
+from __future__ import annotations
+
+import io
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+TEMPLATE = "plotly_white"
+COLOURS = px.colors.qualitative.Safe
+
+
+def _finish(fig: go.Figure, title: str, x: str, y: str, *, height: int = 380) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=dict(text=title, x=0.0, xanchor="left"),
+                      height=height, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(title=None))
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=y)
+    return fig
+
+
+def _square(n: int, *, base: int = 360, per_class: int = 22, cap: int = 900) -> int:
+    return int(min(cap, max(base, 140 + per_class * n)))
+
+
+def top_k_bars(frame: pd.DataFrame, title: str, *, highlight: Optional[str] = None) -> go.Figure:
+    """Horizontal probability bars of one model's top-k (best at the top)."""
+    colours = [COLOURS[1] if label == highlight else COLOURS[0] for label in frame["label"]]
+    fig = go.Figure(go.Bar(x=frame["prob"], y=frame["label"], orientation="h",
+                           marker_color=colours, text=[f"{p:.0%}" for p in frame["prob"]],
+                           textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return _finish(fig, title, "probability", "class", height=90 + 34 * len(frame))
+
+
+def efficiency(table: pd.DataFrame, front: pd.DataFrame, cost: str, cost_title: str,
+               title: str, *, log_x: bool = True) -> go.Figure:
+    """Accuracy against a cost, one labelled point per model, the frontier as a dashed line."""
+    data = table.dropna(subset=[cost, "accuracy"])
+    fig = px.scatter(data, x=cost, y="accuracy", color="arch", text="model", log_x=log_x,
+                     hover_data={"model": True, "init": True, cost: ":.3g", "accuracy": ":.1%"},
+                     color_discrete_sequence=COLOURS)
+    fig.update_traces(textposition="top center", marker=dict(size=12))
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=front[cost], y=front["accuracy"], mode="lines",
+                                 line=dict(dash="dash", color="grey"), name="frontier",
+                                 hoverinfo="skip"))
+    fig.update_yaxes(tickformat=".0%")
+    return _finish(fig, title, cost_title, "test accuracy")
+
+
+def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure:
+    """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train."""
+    data = long[long["metric"] == metric]
+    fig = px.line(data, x="epoch", y="value", color="model", line_dash="split", markers=True,
+                  log_y=log_y, color_discrete_sequence=COLOURS,
+                  line_dash_map={"validation": "solid", "train": "dot"})
+    if metric == "accuracy":
+        fig.update_yaxes(tickformat=".0%")
+    return _finish(fig, f"Training {metric} per epoch (train dotted, validation solid)",
+                   "epoch", metric + (" (log scale)" if log_y else ""))
+
+
+def heatmap(frame: pd.DataFrame, title: str, x: str, y: str, *, diverging: bool = False,
+            fmt: str = ".2f", zmax: Optional[float] = None) -> go.Figure:
+    """An annotated heatmap; diverging (blue-white-red around 0) for differences."""
+    values = frame.to_numpy(dtype=float)
+    if diverging:
+        bound = zmax or max(1e-9, float(np.nanmax(np.abs(values))) if values.size else 1.0)
+        kwargs = dict(color_continuous_scale="RdBu_r", zmin=-bound, zmax=bound)
+    else:
+        kwargs = dict(color_continuous_scale="Blues", zmin=0, zmax=zmax)
+    show_text = max(frame.shape) <= 20
+    fig = px.imshow(values, x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
+                    text_auto=fmt if show_text else False, aspect="auto", **kwargs)
+    fig.update_xaxes(side="bottom", tickangle=-45 if frame.shape[1] > 6 else 0)
+    return _finish(fig, title, x, y, height=_square(frame.shape[0]))
+
+
+def reliability(frame: pd.DataFrame, eces: Mapping[str, float]) -> go.Figure:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect
+    calibration; ECE in each model's legend entry."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                               line=dict(dash="dash", color="grey")))
+    for i, (name, part) in enumerate(frame.groupby("model", sort=True)):
+        fig.add_trace(go.Scatter(
+            x=part["confidence"], y=part["accuracy"], mode="lines+markers",
+            name=f"{name} (ECE {eces.get(name, float('nan')):.3f})",
+            marker=dict(size=6 + 10 * np.sqrt(part["count"] / max(1, part["count"].max()))),
+            line=dict(color=COLOURS[i % len(COLOURS)]), customdata=part["count"],
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} images"))
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return _finish(fig, "Reliability diagram (marker size = images in the bin)",
+                   "mean confidence in bin", "accuracy in bin", height=420)
+
+
+def mcnemar(pvals: pd.DataFrame, text: pd.DataFrame, n_images: int) -> go.Figure:
+    """Pairwise McNemar p-values; cells below 0.05 mean the two models really differ."""
+    fig = go.Figure(go.Heatmap(
+        z=pvals.to_numpy(dtype=float), x=list(pvals.columns), y=list(pvals.index),
+        colorscale=[[0, "#b2182b"], [0.05, "#f4a582"], [0.0501, "#f7f7f7"], [1, "#ffffff"]],
+        zmin=0, zmax=1, customdata=text.to_numpy(), hovertemplate="%{customdata}<extra></extra>",
+        texttemplate="%{z:.3f}", colorbar=dict(title="p-value")))
+    fig.update_yaxes(autorange="reversed")
+    return _finish(fig, f"McNemar test on {n_images} shared test images (red: p < 0.05)",
+                   "model", "model", height=_square(len(pvals), base=320, per_class=60))
+
+
+def cam_grid(tiles: Sequence[tuple[str, Image.Image]], *, tile: int = 256,
+             columns: int = 4) -> bytes:
+    """The Grad-CAM overlays side by side with their captions, as PNG bytes."""
+    font = ImageFont.load_default()
+    columns = max(1, min(columns, len(tiles)))
+    rows = -(-len(tiles) // columns)
+    caption = 34
+    grid = Image.new("RGB", (columns * tile, rows * (tile + caption)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (title, image) in enumerate(tiles):
+        x, y = (i % columns) * tile, (i // columns) * (tile + caption)
+        grid.paste(image.convert("RGB").resize((tile, tile)), (x, y + caption))
+        for j, line in enumerate(title.split("\n")[:2]):
+            draw.text((x + 4, y + 3 + 15 * j), line[:42], fill="black", font=font)
+    out = io.BytesIO()
+    grid.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,254 @@
+"""Data preparation for the app's pages: tables and frames derived from checkpoint cards,
+``history.csv``, ``predictions.csv`` and predictions made in the app. Pure pandas/numpy; no
+streamlit and no plotting here (figures live in :mod:`fvcore.charts`)."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fvcore.checkpoint import HISTORY, Entry
+from fvcore.evaluate import Predictions, compare, evaluate_predictions
+from fvcore.metrics import calibration
+
+ENV_DATA = "FVCORE_DATA"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "datasets"
+
+
+# -- where test images live ---------------------------------------------------------------------
+
+def data_roots() -> list[Path]:
+    """Folders searched for dataset images: ``$FVCORE_DATA`` (os.pathsep-separated), else
+    ``../shared/datasets`` beside the repository."""
+    value = os.environ.get(ENV_DATA, "").strip()
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p] if value else [DEFAULT_DATA]
+
+
+def resolve_image(relative: str, dataset: str, roots: Sequence[Path]) -> Optional[Path]:
+    """A stored prediction's image path (relative to its dataset root) on this machine, or None.
+    Each root may hold ``<dataset>/`` folders or be a dataset root itself."""
+    rel = Path(relative)
+    if rel.is_absolute():
+        return rel if rel.is_file() else None
+    for root in roots:
+        for candidate in (root / dataset / rel, root / rel):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+# -- the model table ----------------------------------------------------------------------------
+
+def init_label(init: str) -> str:
+    """A short initialisation label: ``ImageNet`` or ``scratch`` or the source's first word."""
+    if init.startswith("imagenet"):
+        return "ImageNet"
+    if init.startswith("none"):
+        return "scratch"
+    return init.split(" (")[0]
+
+
+def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, float]] = None
+                 ) -> pd.DataFrame:
+    """One row per checkpoint: what it is, how good, how costly (numbers stay numeric so the
+    table sorts; the page formats them)."""
+    latencies = latencies or {}
+    rows = []
+    for entry in entries:
+        card, m = entry.card, entry.card.metrics
+        ci = m.get("accuracy_ci95") or [None, None]
+        rows.append({
+            "model": entry.name, "arch": card.arch, "init": init_label(card.init),
+            "accuracy": m.get("accuracy"), "ci_low": ci[0], "ci_high": ci[1],
+            "macro_f1": m.get("macro_f1"), "group_accuracy": m.get("group_accuracy"),
+            "ece": m.get("ece"), "test_images": m.get("n_images"),
+            "params_m": card.params / 1e6 if card.params else None,
+            "gflops": card.flops / 1e9 if card.flops else None,
+            "latency_ms": latencies.get(entry.name),
+            "image_size": card.image_size,
+            "epochs": f"{card.best_epoch}/{card.epochs_run}" if card.epochs_run else None,
+            "training_min": card.training_seconds / 60 if card.training_seconds else None,
+        })
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+TABLE_COLUMNS = {
+    "model": "Model", "arch": "Architecture", "init": "Init", "accuracy": "Test accuracy",
+    "ci_low": "95% CI low", "ci_high": "95% CI high", "macro_f1": "Macro F1",
+    "group_accuracy": "Group accuracy", "ece": "ECE", "test_images": "Test images",
+    "params_m": "Params (M)", "gflops": "GFLOPs", "latency_ms": "CPU latency (ms)",
+    "image_size": "Input px", "epochs": "Best/run epochs", "training_min": "Training (min)",
+}
+"""Column -> human title, in display order."""
+
+
+def pareto_front(table: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.DataFrame:
+    """The efficiency frontier: rows no other row beats on both lower ``cost`` and higher
+    ``value``, sorted by cost."""
+    rows = table.dropna(subset=[cost, value]).sort_values([cost, value], ascending=[True, False])
+    front, best = [], -np.inf
+    for _, row in rows.iterrows():
+        if row[value] > best:
+            front.append(row)
+            best = row[value]
+    return pd.DataFrame(front, columns=table.columns)
+
+
+# -- training curves ----------------------------------------------------------------------------
+
+def read_history(folder: str | Path) -> Optional[pd.DataFrame]:
+    """A checkpoint's ``history.csv`` as a frame, or None when absent or unreadable."""
+    path = Path(folder) / HISTORY
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError):
+        return None
+    return frame if "epoch" in frame.columns and len(frame) else None
+
+
+def curves_long(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-epoch frames -> long rows (model, epoch, split, metric, value) for overlaid curves."""
+    parts = []
+    for name, frame in histories.items():
+        for split, prefix in (("train", "train_"), ("validation", "val_")):
+            for metric in ("loss", "acc"):
+                column = prefix + metric
+                if column in frame.columns:
+                    part = frame[["epoch", column]].rename(columns={column: "value"})
+                    parts.append(part.assign(model=name, split=split,
+                                             metric="accuracy" if metric == "acc" else "loss"))
+    if not parts:
+        return pd.DataFrame(columns=["epoch", "value", "model", "split", "metric"])
+    return pd.concat(parts, ignore_index=True).dropna(subset=["value"])
+
+
+def epochs_long(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A run registry's epoch rows -> the long frame of :func:`curves_long`."""
+    return curves_long({name: pd.DataFrame(list(rows))})
+
+
+def runs_frame(runs: Sequence[Mapping[str, Any]], now: float) -> pd.DataFrame:
+    """The run registry as a table: newest first, times as datetimes and minutes."""
+    rows = [{"id": r["id"], "status": r["status"], "arch": r["arch"], "dataset": r["dataset"],
+             "epochs": r["epochs"], "best_val_acc": r["best_val_acc"],
+             "started": pd.to_datetime(r["started"], unit="s"),
+             "minutes": ((r["ended"] or (now if r["status"] == "running" else r["updated"]))
+                         - r["started"]) / 60,
+             "out": r["out"], "message": r["message"]} for r in runs]
+    return pd.DataFrame(rows, columns=["id", "status", "arch", "dataset", "epochs",
+                                       "best_val_acc", "started", "minutes", "out", "message"])
+
+
+# -- metrics from stored predictions ------------------------------------------------------------
+
+def reports(preds: Mapping[str, Predictions], groups: Optional[dict[str, str]] = None
+            ) -> dict[str, dict[str, Any]]:
+    """The full metrics report of each model's predictions."""
+    return {name: evaluate_predictions(p, groups) for name, p in preds.items()}
+
+
+def report_table(full: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Headline metrics of each report, one row per model (for tables and CSV downloads)."""
+    keys = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "group_accuracy", "ece",
+            "loss", "n_images")
+    rows = [{"model": name, **{k: r.get(k) for k in keys},
+             "ci_low": r["accuracy_ci95"][0], "ci_high": r["accuracy_ci95"][1]}
+            for name, r in full.items()]
+    return pd.DataFrame(rows, columns=["model", *keys, "ci_low", "ci_high"])
+
+
+def per_class_f1(full: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Classes x models F1 scores."""
+    return pd.DataFrame({name: {c: v["f1"] for c, v in r["per_class"].items()}
+                         for name, r in full.items()})
+
+
+def confusion_frame(report: Mapping[str, Any], classes: Sequence[str], *,
+                    normalise: bool = False) -> pd.DataFrame:
+    """True x predicted counts, or row-normalised rates (each true class sums to 1)."""
+    matrix = np.asarray(report["confusion"], dtype=float)
+    if normalise:
+        totals = matrix.sum(1, keepdims=True)
+        matrix = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    return pd.DataFrame(matrix, index=list(classes), columns=list(classes))
+
+
+def confusion_difference(a: Mapping[str, Any], b: Mapping[str, Any], classes: Sequence[str], *,
+                         normalise: bool = False) -> pd.DataFrame:
+    """Confusion of model a minus model b: positive cells are where a puts more images."""
+    return (confusion_frame(a, classes, normalise=normalise)
+            - confusion_frame(b, classes, normalise=normalise))
+
+
+def reliability(preds: Mapping[str, Predictions], bins: int = 10
+                ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Reliability-diagram rows (model, confidence, accuracy, count) and each model's ECE."""
+    rows, eces = [], {}
+    for name, p in preds.items():
+        result = calibration(p.probs, p.labels, bins=bins)
+        eces[name] = result["ece"]
+        rows += [{"model": name, **b} for b in result["bins"]]
+    return pd.DataFrame(rows, columns=["model", "bin", "lower", "upper", "count", "accuracy",
+                                       "confidence"]), eces
+
+
+def mcnemar_matrix(preds: Mapping[str, Predictions]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Pairwise McNemar p-values (symmetric, NaN diagonal), hover text per cell, and the
+    comparison (shared images, per-model accuracy, soft-voting ensemble)."""
+    result = compare(dict(preds))
+    names = sorted(preds)
+    pvals = pd.DataFrame(np.nan, index=names, columns=names)
+    text = pd.DataFrame("", index=names, columns=names)
+    for pair in result["mcnemar"]:
+        a, b, p = pair["a"], pair["b"], pair["p_value"]
+        pvals.loc[a, b] = pvals.loc[b, a] = p
+        text.loc[a, b] = f"p={p:.3g}; only {a} right: {pair['only_a']}, only {b} right: {pair['only_b']}"
+        text.loc[b, a] = f"p={p:.3g}; only {b} right: {pair['only_b']}, only {a} right: {pair['only_a']}"
+    return pvals, text, result
+
+
+def misclassified(p: Predictions, limit: int = 24) -> pd.DataFrame:
+    """The model's wrong test predictions, most confident first."""
+    wrong = np.flatnonzero(p.preds != p.labels)
+    rows = [{"path": p.paths[i], "true": p.classes[p.labels[i]], "pred": p.classes[p.preds[i]],
+             "prob": float(p.probs[i, p.preds[i]]), "true_prob": float(p.probs[i, p.labels[i]])}
+            for i in wrong]
+    frame = pd.DataFrame(rows, columns=["path", "true", "pred", "prob", "true_prob"])
+    return frame.sort_values("prob", ascending=False).head(limit).reset_index(drop=True)
+
+
+def predictions_long(preds: Mapping[str, Predictions]) -> pd.DataFrame:
+    """Every model's prediction of every image, one row each (for a CSV download)."""
+    rows = [{"model": name, "path": path, "label": p.classes[label], "pred": p.classes[pred],
+             "prob": float(row[pred]), "correct": bool(label == pred)}
+            for name, p in preds.items()
+            for path, label, pred, row in zip(p.paths, p.labels, p.preds, p.probs)]
+    return pd.DataFrame(rows, columns=["model", "path", "label", "pred", "prob", "correct"])
+
+
+# -- live predictions (Predict page) ------------------------------------------------------------
+
+def top_k(classes: Sequence[str], probs: np.ndarray, k: int) -> pd.DataFrame:
+    """The ``k`` most probable classes of one probability vector (label, prob), best first."""
+    order = np.argsort(-np.asarray(probs))[:k]
+    return pd.DataFrame({"label": [classes[i] for i in order],
+                         "prob": [float(probs[i]) for i in order]})
+
+
+def agreement(top1: Mapping[str, str]) -> tuple[Optional[str], list[str]]:
+    """The majority top-1 label across models (None on a tie) and the models that differ from
+    it (every model, when there is no majority)."""
+    if not top1:
+        return None, []
+    counts = Counter(top1.values()).most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return None, sorted(top1)
+    majority = counts[0][0]
+    return majority, sorted(name for name, label in top1.items() if label != majority)

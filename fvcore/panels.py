@@ -1,0 +1,119 @@
+"""Page sections shared by several pages: the model table, one model's prediction block and the
+metrics panel shown for stored (Compare) and uploaded (Evaluate) predictions."""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fvcore import charts, dashboard
+from fvcore.evaluate import Predictions
+
+_PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_accuracy",
+            "top3_accuracy", "best_val_acc")
+
+
+def column_config(frame: pd.DataFrame) -> dict:
+    """Human column titles and number formats for a dashboard frame."""
+    titles = {**dashboard.TABLE_COLUMNS, "weighted_f1": "Weighted F1", "top3_accuracy": "Top-3 acc",
+              "loss": "Loss", "n_images": "Images", "best_val_acc": "Best val acc",
+              "minutes": "Minutes", "epochs": "Epochs"}
+    config = {}
+    for column in frame.columns:
+        title = titles.get(column, column.replace("_", " ").capitalize())
+        if column in _PERCENT:
+            config[column] = st.column_config.NumberColumn(title, format="percent")
+        elif column in ("ece", "loss"):
+            config[column] = st.column_config.NumberColumn(title, format="%.3f")
+        elif column in ("params_m", "gflops", "latency_ms", "training_min", "minutes"):
+            config[column] = st.column_config.NumberColumn(title, format="%.1f")
+        else:
+            config[column] = st.column_config.Column(title)
+    return config
+
+
+def table(frame: pd.DataFrame, *, key: Optional[str] = None) -> None:
+    """A sortable table with formatted columns; empty columns are dropped."""
+    frame = frame.dropna(axis=1, how="all")
+    st.dataframe(frame, hide_index=True, column_config=column_config(frame), key=key)
+
+
+def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: float, k: int, *,
+                     groups: Mapping[str, str], dissent: bool, majority: Optional[str]) -> None:
+    """One model's answer for one image: top-1 as a metric, group, latency, top-k bars."""
+    top = dashboard.top_k(classes, probs, k)
+    label, prob = top["label"][0], top["prob"][0]
+    with st.container(border=True):
+        st.metric(name, label, f"{prob:.0%} confident", delta_color="off")
+        details = [f"{ms:.1f} ms/image"]
+        if groups.get(label):
+            details.insert(0, groups[label])
+        st.caption(" · ".join(details))
+        if dissent:
+            st.markdown(f":orange-badge[:material/warning: disagrees"
+                        f"{' with majority: ' + majority if majority else ''}]")
+        st.plotly_chart(charts.top_k_bars(top, f"Top-{len(top)}", highlight=majority),
+                        config={"displayModeBar": False})
+
+
+def grid(n: int, per_row: int = 4) -> list:
+    """``n`` columns laid out in rows of at most ``per_row``."""
+    cells = []
+    for _ in range(0, n, per_row):
+        cells += st.columns(min(n, per_row))
+    return cells[:n]
+
+
+def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *,
+                  key: str) -> None:
+    """Metrics of a set of models on shared labelled images: table, per-class F1, confusion
+    (normalised or counts, one model or the difference of two), reliability and McNemar."""
+    full = dashboard.reports(preds, dict(groups))
+    classes = next(iter(preds.values())).classes
+    tabs = st.tabs(["Confusion", "Per-class F1", "Calibration", "Significance"])
+    with tabs[0]:
+        names = list(preds)
+        left, mid, right = st.columns([2, 2, 1])
+        model = left.selectbox("Model", names, key=f"{key}_cm_model")
+        other = None
+        if len(names) > 1 and right.toggle("Difference", key=f"{key}_cm_diff",
+                                           help="Show model A minus model B"):
+            other = mid.selectbox("minus model", [n for n in names if n != model],
+                                  key=f"{key}_cm_other")
+        normalise = right.toggle("Normalise rows", value=True, key=f"{key}_cm_norm")
+        if other:
+            diff = dashboard.confusion_difference(full[model], full[other], classes,
+                                                  normalise=normalise)
+            fig = charts.heatmap(diff, f"Confusion of {model} minus {other} "
+                                       f"(red: {model} predicts more)",
+                                 "predicted class", "true class", diverging=True,
+                                 fmt=".2f" if normalise else ".0f")
+        else:
+            cm = dashboard.confusion_frame(full[model], classes, normalise=normalise)
+            fig = charts.heatmap(cm, f"Confusion matrix of {model}"
+                                     f"{' (share of each true class)' if normalise else ''}",
+                                 "predicted class", "true class", fmt=".2f" if normalise else ".0f",
+                                 zmax=1.0 if normalise else None)
+        st.plotly_chart(fig, key=f"{key}_cm_chart")
+    with tabs[1]:
+        f1 = dashboard.per_class_f1(full)
+        st.plotly_chart(charts.heatmap(f1, "Per-class F1 across models", "model", "class",
+                                       zmax=1.0), key=f"{key}_f1_chart")
+    with tabs[2]:
+        frame, eces = dashboard.reliability(preds)
+        st.plotly_chart(charts.reliability(frame, eces), key=f"{key}_rel_chart")
+        st.caption("ECE (expected calibration error): the gap between confidence and accuracy, "
+                   "weighted by bin size; lower is better.")
+    with tabs[3]:
+        if len(preds) < 2:
+            st.info("Select at least two models to test whether they differ.")
+        else:
+            pvals, text, result = dashboard.mcnemar_matrix(preds)
+            st.plotly_chart(charts.mcnemar(pvals, text, result["n_images"]),
+                            key=f"{key}_mcnemar_chart")
+            ens = result["ensemble"]
+            st.markdown(f"**Soft-voting ensemble** of {len(ens['members'])} models: "
+                        f"accuracy {ens['accuracy']:.1%} (95% CI {ens['accuracy_ci95'][0]:.1%}"
+                        f"–{ens['accuracy_ci95'][1]:.1%}) on {result['n_images']} images.")

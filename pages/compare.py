@@ -1,0 +1,74 @@
+"""Compare: the dashboard over stored cards, training histories and test predictions."""
+import streamlit as st
+
+from fvcore import charts, dashboard, panels, webapp
+
+sel = webapp.selection()
+st.title(f"Compare: {sel.dataset or 'no dataset'}")
+webapp.require_models(sel)
+
+table = dashboard.models_table(sel.models, webapp.latencies(sel.models))
+overview, training, metrics, gallery = st.tabs(
+    ["Overview", "Training curves", "Test metrics", "Misclassified images"])
+
+with overview:
+    panels.table(table, key="compare_table")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.efficiency(table, dashboard.pareto_front(table, "gflops"), "gflops",
+                                        "GFLOPs per image (log scale)",
+                                        "Accuracy vs compute: the efficiency frontier"),
+                      key="compare_flops")
+    with right:
+        if table["latency_ms"].notna().any():
+            st.plotly_chart(charts.efficiency(
+                table, dashboard.pareto_front(table, "latency_ms"), "latency_ms",
+                "CPU latency per image, ms (log scale)", "Accuracy vs latency"),
+                key="compare_latency")
+        if table["latency_ms"].isna().any() and st.button(
+                "Measure CPU latency", key="compare_measure",
+                help="Loads the selected models and times single-image predictions."):
+            webapp.measure_latencies(sel.models)
+            st.rerun()
+
+with training:
+    long = dashboard.curves_long(webapp.histories(sel.models))
+    if long.empty:
+        st.info("None of the selected checkpoints has a history.csv.")
+    else:
+        log_y = st.toggle("Log-scale y axis", key="curves_log")
+        left, right = st.columns(2)
+        left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")
+        right.plotly_chart(charts.curves(long, "accuracy", log_y=log_y), key="curves_acc")
+
+preds, notes = webapp.stored_predictions(sel.models)
+with metrics:
+    for note in notes:
+        st.caption(note)
+    if preds:
+        with webapp.guard("test metrics"):
+            panels.metrics_panel(preds, sel.models[0].card.groups, key="compare")
+    else:
+        st.info("No stored test predictions for the selected models.")
+
+with gallery:
+    if not preds:
+        st.info("No stored test predictions for the selected models.")
+    else:
+        a, b = st.columns([2, 1])
+        model = a.selectbox("Model", list(preds), key="gallery_model")
+        limit = b.slider("Images", 6, 60, 18, 6, key="gallery_limit")
+        wrong = dashboard.misclassified(preds[model], limit)
+        roots = dashboard.data_roots()
+        found = [dashboard.resolve_image(p, sel.dataset, roots) for p in wrong["path"]]
+        if wrong.empty:
+            st.success(f"{model} classified every test image correctly.")
+        elif not any(found):
+            st.info(f"Test images not found under {', '.join(map(str, roots))}: set "
+                    f"FVCORE_DATA to the folder holding `{sel.dataset}/`.")
+            panels.table(wrong, key="gallery_table")
+        else:
+            for cell, row, path in zip(panels.grid(len(wrong), 6), wrong.itertuples(), found):
+                with cell:
+                    if path:
+                        st.image(webapp.thumbnail(str(path)), width="stretch")
+                    st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%})")

@@ -1,0 +1,59 @@
+"""Evaluate: every selected model on an uploaded zip of labelled images (one folder per class)."""
+import tempfile
+
+import streamlit as st
+
+from fvcore import dashboard, panels, webapp
+from fvcore.evaluate import predict_samples
+from fvcore.zipdata import describe_skipped, extract_labelled_zip
+
+sel = webapp.selection()
+st.title("Evaluate on your images")
+webapp.require_models(sel)
+st.markdown("Upload a **zip of labelled images**: one folder per class, named like the models' "
+            "classes (e.g. `Apple/img1.jpg`, `Banana/img2.jpg`; a `test/` wrapper is fine).")
+
+upload = st.file_uploader("Labelled zip", type=["zip"], key="eval_zip")
+if upload is None:
+    st.stop()
+if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="primary"):
+    with webapp.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
+        data = extract_labelled_zip(upload.getvalue(), tmp)
+        models = webapp.load_models(sel.models)
+        bar, preds, unknown = st.progress(0.0, text="Evaluating..."), {}, set()
+        for i, clf in enumerate(models):
+            samples, missing = data.samples(clf.classes)
+            unknown.update(missing)
+            if not samples:
+                continue
+            preds[clf.name] = predict_samples(
+                clf, samples, root=data.root,
+                progress=lambda done, total, i=i, n=clf.name: bar.progress(
+                    (i + done / total) / len(models), text=f"{n}: {done}/{total} images"))
+        bar.empty()
+        st.session_state["eval_result"] = {"zip": upload.file_id, "preds": preds,
+                                           "skipped": data.skipped, "unknown": sorted(unknown),
+                                           "n_images": data.n_images}
+
+result = st.session_state.get("eval_result")
+if not result or result["zip"] != upload.file_id:
+    st.stop()
+if result["skipped"]:
+    st.warning(f"{len(result['skipped'])} file(s) skipped:\n"
+               + "\n".join(f"- {line}" for line in describe_skipped(result["skipped"])))
+if result["unknown"]:
+    st.warning("Class folders no model knows (left out): " + ", ".join(result["unknown"]))
+preds = result["preds"]
+if not preds:
+    st.error("No image in the zip belongs to a class the models know.")
+    st.stop()
+summary = dashboard.report_table(dashboard.reports(preds, sel.models[0].card.groups))
+st.subheader(f"Results on {result['n_images']} images")
+panels.table(summary, key="eval_table")
+a, b = st.columns(2)
+a.download_button("Metrics (CSV)", summary.to_csv(index=False), "metrics.csv", "text/csv",
+                  key="eval_metrics_csv", icon=":material/download:")
+b.download_button("Every prediction (CSV)", dashboard.predictions_long(preds).to_csv(index=False),
+                  "predictions.csv", "text/csv", key="eval_preds_csv", icon=":material/download:")
+with webapp.guard("metrics"):
+    panels.metrics_panel(preds, sel.models[0].card.groups, key="eval")

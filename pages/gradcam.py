@@ -1,0 +1,52 @@
+"""Grad-CAM: where each selected model looks in one image, side by side, with a faithfulness
+score under each heatmap."""
+import streamlit as st
+
+from fvcore import charts, panels, webapp
+from fvcore.cam import METHODS, overlay
+
+LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
+          "layercam": "LayerCAM"}
+PREDICTED = "(each model's predicted class)"
+
+sel = webapp.selection()
+st.title("Grad-CAM")
+webapp.require_models(sel)
+
+upload = st.file_uploader("Photo", key="cam_upload", help="One image to explain.")
+a, b, c, d = st.columns([1, 2, 1, 1])
+method = a.selectbox("Method", METHODS, format_func=LABELS.get, key="cam_method")
+classes = sel.models[0].card.classes
+target = b.selectbox("Explain the class", [PREDICTED, *classes], key="cam_target")
+alpha = c.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="cam_alpha")
+score = d.toggle("Faithfulness", value=True, key="cam_score",
+                 help="ROAD: how much the explained class's probability drops when the 20% most "
+                      "highlighted pixels are removed. Higher = the heatmap marks what the model "
+                      "really uses.")
+if upload is None:
+    st.info("Upload a photo to see every model's heatmap side by side.")
+    st.stop()
+
+data = upload.getvalue()
+tiles = []
+with webapp.guard("Grad-CAM"):
+    loaded = {m.name for m in webapp.load_models(sel.models)}
+    entries = [e for e in sel.models if e.name in loaded]
+    for cell, entry in zip(panels.grid(len(entries)), entries):
+        with cell, webapp.guard(entry.name):
+            with st.spinner(f"{entry.name}..."):
+                cam = webapp.explain(entry, data, None if target == PREDICTED else target,
+                                     method, score)
+            image = overlay(cam["crop"], cam["heatmap"], alpha=alpha)
+            prob = cam["probs"][entry.card.classes.index(cam["pred"])]
+            st.image(image, caption=f"{entry.name}: {LABELS[method]} of {cam['target']}",
+                     width="stretch")
+            lines = [f"predicts **{cam['pred']}** ({prob:.0%}) · {cam['ms']:.0f} ms"]
+            if cam["faithfulness"] is not None:
+                lines.append(f"faithfulness **{cam['faithfulness']:+.2f}** "
+                             f"(drop of p({cam['target']}) without the hot 20%)")
+            st.markdown("  \n".join(lines))
+            tiles.append((f"{entry.name}\n{cam['target']} ({LABELS[method]})", image))
+if tiles:
+    st.download_button("Download the grid (PNG)", charts.cam_grid(tiles), "gradcam-grid.png",
+                       "image/png", key="cam_download", icon=":material/download:")

@@ -1,0 +1,177 @@
+"""The Streamlit app through AppTest: every page of the one page list renders on the fixture
+checkpoints, and the features of each page work (uploads, bad uploads, CAM grid, dashboard)."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from streamlit.testing.v1 import AppTest
+
+from fvcore import webapp
+from fvcore.runs import end_run, log_epoch, start_run
+from fvcore.zipdata import zip_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("shapes/cnn", "shapes/efficientnet_lite0", "shapes/vit")
+TIMEOUT = 120
+
+
+def png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def app_root(tmp_path_factory, checkpoint_root) -> Path:
+    """The fixture checkpoints plus one broken folder (weights that are not safetensors)."""
+    root = tmp_path_factory.mktemp("app-checkpoints")
+    shutil.copytree(checkpoint_root / "shapes", root / "shapes")
+    broken = root / "shapes" / "broken"
+    broken.mkdir()
+    shutil.copy(root / "shapes" / "cnn" / "card.json", broken / "card.json")
+    (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
+    return root
+
+
+@pytest.fixture
+def app(app_root, tiny_data, tmp_path, monkeypatch) -> AppTest:
+    """The app pointed at the fixture tree (PyTorch backend: no ONNX export in unit tests)."""
+    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(app_root))
+    monkeypatch.setenv(webapp.ENV_RUNS_DB, str(tmp_path / "runs.db"))
+    monkeypatch.setenv("FVCORE_DATA", str(tiny_data))
+    monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
+    monkeypatch.delenv(webapp.ENV_SAMPLES, raising=False)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+
+
+def open_page(app: AppTest, path: str) -> AppTest:
+    return app.switch_page(path).run()
+
+
+def no_failure(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page", webapp.PAGES, ids=[p.title for p in webapp.PAGES])
+def test_every_page_renders_on_the_fixture_checkpoints(app, page):
+    open_page(app, page.path)
+    no_failure(app)
+    assert app.title, f"{page.title} has no title"
+
+
+def test_home_lists_models_and_skipped_folders_without_loading_any(app_root, monkeypatch):
+    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(app_root))
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the home page must not load a model")
+
+    monkeypatch.setattr(webapp, "_load", no_loading)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_failure(at)
+    table = at.dataframe[0].value
+    assert sorted(table["model"]) == sorted(MODELS)
+    warning = at.warning[0].value
+    assert "shapes/broken" in warning and "corrupt model.safetensors" in warning
+
+
+def test_missing_checkpoints_folder_gives_a_hint_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(tmp_path / "nowhere"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "folder not found" in at.sidebar.error[0].value
+    open_page(at, "pages/predict.py")
+    assert not at.exception and "No checkpoints found" in at.info[0].value
+
+
+def test_predict_shows_one_result_block_per_model_and_the_ensemble(app):
+    open_page(app, "pages/predict.py")
+    app.file_uploader(key="predict_upload").set_value(
+        ("chelsea.png", png(skdata.chelsea()), "image/png")).run()
+    no_failure(app)
+    labels = [m.label for m in app.metric]
+    assert sorted(l for l in labels if l in MODELS) == sorted(MODELS)
+    assert "Ensemble (soft vote)" in labels
+    assert len(app.get("plotly_chart")) == len(MODELS)
+
+
+def test_bad_upload_shows_error_and_the_good_one_still_gets_results(app):
+    open_page(app, "pages/predict.py")
+    app.file_uploader(key="predict_upload").set_value([
+        ("notes.jpg", b"these are not pixels", "image/jpeg"),
+        ("coffee.png", png(skdata.coffee()), "image/png")]).run()
+    assert not app.exception
+    assert len(app.error) == 1
+    assert app.error[0].value.startswith("notes.jpg: ") and "\n" not in app.error[0].value
+    assert sorted(m.label for m in app.metric if m.label in MODELS) == sorted(MODELS)
+
+
+def test_gradcam_shows_one_heatmap_per_model_with_faithfulness(app):
+    open_page(app, "pages/gradcam.py")
+    app.file_uploader(key="cam_upload").set_value(
+        ("chelsea.png", png(skdata.chelsea()), "image/png"))
+    app.selectbox(key="cam_method").set_value("gradcam++").run()
+    no_failure(app)
+    assert len(app.get("image")) == len(MODELS)
+    assert sum("faithfulness" in m.value for m in app.markdown) == len(MODELS)
+    assert app.get("download_button")
+
+
+def test_gradcam_explains_a_chosen_class(app):
+    open_page(app, "pages/gradcam.py")
+    app.file_uploader(key="cam_upload").set_value(("coffee.png", png(skdata.coffee()), "image/png"))
+    app.selectbox(key="cam_target").set_value("triangle").run()
+    no_failure(app)
+    assert sum("p(triangle)" in m.value for m in app.markdown) == len(MODELS)
+
+
+def test_compare_shows_the_charts_and_the_misclassified_gallery(app):
+    open_page(app, "pages/compare.py")
+    no_failure(app)
+    # efficiency, loss and accuracy curves, confusion, per-class F1, reliability, McNemar
+    assert len(app.get("plotly_chart")) == 7
+    assert app.get("image"), "the misclassified gallery shows the fixture's test images"
+
+
+def test_compare_confusion_difference_of_two_models(app):
+    open_page(app, "pages/compare.py")
+    app.toggle(key="compare_cm_diff").set_value(True).run()
+    no_failure(app)
+    assert app.selectbox(key="compare_cm_other").value in MODELS
+
+
+def test_evaluate_a_labelled_zip_and_report_skipped_files(app, tiny_data):
+    files = {f"test/{p.parent.name}/{p.name}": p.read_bytes()
+             for p in sorted((tiny_data / "test").rglob("*.png"))}
+    files["test/circle/broken.png"] = b"not a png"
+    files["test/README.txt"] = b"hello"
+    open_page(app, "pages/evaluate.py")
+    app.file_uploader(key="eval_zip").set_value(("shapes.zip", zip_bytes(files),
+                                                 "application/zip")).run()
+    app.button(key="eval_run").click().run()
+    no_failure(app)
+    assert sorted(app.dataframe[0].value["model"]) == sorted(MODELS)
+    assert (app.dataframe[0].value["n_images"] == 24).all()
+    skipped = app.warning[0].value
+    assert "broken.png" in skipped and "README.txt" in skipped
+    assert len(app.get("download_button")) == 2
+
+
+def test_runs_page_shows_the_registry_and_curves(app, tmp_path):
+    db = tmp_path / "runs.db"
+    run = start_run(db, arch="cnn", dataset="shapes", fingerprint="f", out="o", args={"lr": 1})
+    for epoch in (1, 2, 3):
+        log_epoch(db, run, {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.2 / epoch,
+                            "train_acc": 0.3 * epoch, "val_acc": 0.25 * epoch, "lr": 1e-3,
+                            "seconds": 1.0, "images_per_s": 50.0})
+    end_run(db, run, "finished")
+    open_page(app, "pages/runs.py")
+    no_failure(app)
+    assert list(app.dataframe[0].value["id"]) == [run]
+    assert len(app.get("plotly_chart")) == 2
