@@ -42,9 +42,10 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: 
                 reshape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> CamResult:
     """Explain ``target`` (default: the predicted class) for one preprocessed image ``x`` (1xCxHxW).
 
-    Gradients flow only from the output back to ``layer``: the layer's output is detached and
-    made a leaf, so autograd computes no weight gradients and nothing before the layer. Hooks and
-    graphs are released before returning. Not thread-safe on one model: callers hold its lock.
+    One forward pass gives both the probabilities and the CAM. Gradients flow only from the
+    output back to ``layer``: the layer's output is detached and made a leaf, so autograd computes
+    no weight gradients and nothing before the layer. Hooks and graphs are released before
+    returning. Not thread-safe on one model: callers hold its lock.
     """
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
@@ -56,14 +57,16 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: 
     cut = layer.register_forward_hook(lambda m, i, out: out.detach().requires_grad_(True) * 1.0)
     try:
         with cam_cls(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
-            if target is None:
-                with torch.no_grad():
-                    target = int(model(x).argmax(1))  # only used when the caller gave none
-            heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
-            probs = torch.softmax(cam.outputs.detach().float(), 1)[0].numpy()
-            cam.outputs = None
+            # one forward serves the prediction and the CAM: with no target, grad-cam explains
+            # the argmax of that same forward
+            targets = None if target is None else [ClassifierOutputTarget(target)]
+            heatmap = cam(input_tensor=x, targets=targets)[0]
+            logits = cam.outputs.detach().float()
+            cam.outputs = None  # the graph (kept by retain_graph=True) dies with this reference
     finally:
         cut.remove()
+    probs = torch.softmax(logits, 1)[0].numpy()
+    target = int(logits.argmax(1)) if target is None else target
     heatmap = np.nan_to_num(heatmap.astype(np.float32), nan=0.0).clip(0.0, 1.0)
     return CamResult(heatmap, probs, target, method, (time.perf_counter() - start) * 1000.0)
 

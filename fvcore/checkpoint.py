@@ -16,6 +16,7 @@ from fvcore.architectures import create_model, get_spec
 from fvcore.card import ModelCard
 from fvcore.classifier import Classifier
 from fvcore.errors import CheckpointError, FvError
+from fvcore.fastpath import use_backend
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
@@ -137,8 +138,12 @@ def get_spec_or_raise(card: ModelCard, folder: Path) -> None:
         raise CheckpointError(str(exc), source=str(folder)) from None
 
 
-def load_checkpoint(path: str | Path, *, name: str = "") -> Classifier:
+def load_checkpoint(path: str | Path, *, name: str = "",
+                    backend: Optional[str] = None) -> Classifier:
     """Load a checkpoint folder as a :class:`Classifier` (float32, eval mode).
+
+    ``backend`` runs predictions on ``onnx`` (the cached ONNX Runtime fast path, falling back to
+    PyTorch with a warning) or ``pytorch``; default ``$FVCORE_BACKEND``, else onnx when installed.
 
     Raises CheckpointError with a one-line reason for a missing file, a corrupt safetensors, an
     unknown architecture or a card that does not match the weights.
@@ -160,7 +165,9 @@ def load_checkpoint(path: str | Path, *, name: str = "") -> Classifier:
         first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
         raise CheckpointError(f"weights do not match arch {card.arch}: {first[:160]}",
                               source=str(folder)) from None
-    return Classifier(model, card, name=name or folder.name, path=folder)
+    classifier = Classifier(model, card, name=name or folder.name, path=folder)
+    use_backend(classifier, backend)
+    return classifier
 
 
 def checkpoint_folders(root: str | Path) -> list[Path]:
@@ -185,13 +192,14 @@ def scan(root: str | Path) -> tuple[list[Entry], list[Problem]]:
     return entries, problems
 
 
-def discover(root: str | Path) -> tuple[list[Classifier], list[Problem]]:
+def discover(root: str | Path, *, backend: Optional[str] = None
+             ) -> tuple[list[Classifier], list[Problem]]:
     """Load every checkpoint under ``root``; the ones that fail are returned as problems."""
     entries, problems = scan(root)
     classifiers = []
     for entry in entries:
         try:
-            classifiers.append(load_checkpoint(entry.path, name=entry.name))
+            classifiers.append(load_checkpoint(entry.path, name=entry.name, backend=backend))
         except FvError as exc:
             problems.append(Problem(entry.name, exc.reason))
     return classifiers, problems

@@ -1,0 +1,218 @@
+"""The fast prediction path: a classifier's model exported to ONNX once, cached on disk beside its
+checkpoint (keyed by the weights' hash), and run by one ONNX Runtime session.
+
+PyTorch stays the path for Grad-CAM and training. ``onnxruntime`` is imported lazily; when it is
+missing, or export or the parity check fails, :func:`enable_fast_path` keeps PyTorch and warns.
+
+Cache layout: ``<checkpoint>/.onnx/model-<key>.onnx``, where ``key`` is the first 16 hex digits of
+the SHA-256 of ``model.safetensors`` plus the input size and the export settings. A cached file
+was written only after it passed the parity check, so a later load just opens it. When the
+checkpoint folder is read-only the file goes to ``$XDG_CACHE_HOME/fvcore/onnx/`` instead.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from fvcore.classifier import Classifier
+from fvcore.errors import FvError
+
+OPSET = 17
+EXPORT_TAG = f"torchscript-opset{OPSET}-v1"   # change to invalidate every cached export
+PARITY_TOL = 1e-4                             # max abs difference of probabilities
+BACKENDS = ("onnx", "pytorch")
+ENV_BACKEND, ENV_THREADS = "FVCORE_BACKEND", "FVCORE_THREADS"
+CACHE_DIR = ".onnx"
+WEIGHTS = "model.safetensors"
+
+
+class FastPathWarning(UserWarning):
+    """The ONNX fast path could not be used for a model; it runs on PyTorch instead."""
+
+
+def default_backend() -> str:
+    """``$FVCORE_BACKEND`` (onnx | pytorch), else onnx when onnxruntime is installed."""
+    chosen = os.environ.get(ENV_BACKEND, "").strip().lower()
+    if chosen:
+        if chosen not in BACKENDS:
+            raise FvError(f"{ENV_BACKEND}={chosen!r} is not a backend; choose one of "
+                          f"{', '.join(BACKENDS)}")
+        return chosen
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "pytorch"
+
+
+def default_threads() -> int:
+    """Intra-op threads: ``$FVCORE_THREADS``, else 0 (ONNX Runtime's default: physical cores)."""
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise FvError(f"{ENV_THREADS}={value!r} is not a whole number of threads")
+    return int(value)
+
+
+def user_cache_dir() -> Path:
+    """Where exports go when a checkpoint folder is read-only."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fvcore" / "onnx"
+
+
+def cache_key(clf: Classifier) -> str:
+    """First 16 hex digits of SHA-256 over the weights file, the input size and export settings."""
+    digest = hashlib.sha256()
+    with open(Path(clf.path) / WEIGHTS, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    digest.update(f"|{clf.card.arch}|{clf.card.image_size}|{EXPORT_TAG}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_candidates(clf: Classifier, key: str) -> list[Path]:
+    """Where the export for ``key`` may live, preferred first."""
+    name = f"model-{key}.onnx"
+    return [Path(clf.path) / CACHE_DIR / name, user_cache_dir() / name]
+
+
+def export_onnx(model: nn.Module, image_size: int) -> bytes:
+    """The model as a checked ONNX graph (TorchScript exporter, dynamic batch axis)."""
+    import onnx
+    x = torch.zeros(2, 3, image_size, image_size)  # batch 2: nothing specialises on batch 1
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and exporter chatter, not actionable here
+        torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    data = buffer.getvalue()
+    onnx.checker.check_model(onnx.load_from_string(data))
+    return data
+
+
+def make_session(model: bytes | Path, *, threads: int = 0):
+    """One CPU InferenceSession with every graph optimisation on."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # no arena: each model's peak activations (a batch of 16) are returned, not kept per session
+    options.enable_cpu_mem_arena = False
+    # many sessions take turns on few cores: idle pool threads must sleep, not spin
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    release_free_memory()
+    return session
+
+
+def release_free_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps it otherwise): building a session parses the
+    whole model and frees most of it again, about 2x the weights for ResNet-50."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            pass
+
+
+class OnnxRunner:
+    """Callable like ``Classifier.runner``: an N x 3 x S x S float tensor -> N x C logits."""
+
+    def __init__(self, session, source: str) -> None:
+        self.session = session
+        self.source = source           # the cached .onnx path, or "memory"
+        self.input = session.get_inputs()[0].name
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        x = batch.detach().to(torch.float32).contiguous().numpy()
+        return self.session.run(None, {self.input: x})[0]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def parity_error(clf: Classifier, runner: OnnxRunner) -> float:
+    """Max abs difference of probabilities, ONNX vs PyTorch, on a fixed pseudo-random batch."""
+    size = clf.card.image_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return float(np.abs(_softmax(runner(x)) - _softmax(clf._torch_logits(x))).max())
+
+
+def _store(data: bytes, candidates: list[Path]) -> Optional[Path]:
+    """Write the export to the first writable candidate (dropping stale exports there)."""
+    from fvcore.checkpoint import atomic_write
+    for path in candidates:
+        try:
+            atomic_write(path, data)
+        except OSError:
+            continue
+        for old in path.parent.glob("model-*.onnx"):
+            if old != path and path.parent.name == CACHE_DIR:
+                old.unlink(missing_ok=True)
+        return path
+    return None
+
+
+def build_runner(clf: Classifier, *, threads: int = 0) -> OnnxRunner:
+    """Open the cached export, or export, parity-check and cache it. Raises on any failure."""
+    import onnxruntime  # noqa: F401 - fail here, before exporting, when it is missing
+    candidates = cache_candidates(clf, cache_key(clf)) if clf.path else []
+    for path in candidates:
+        if path.is_file():
+            return OnnxRunner(make_session(path, threads=threads), str(path))
+    data = export_onnx(clf.model, clf.card.image_size)
+    runner = OnnxRunner(make_session(data, threads=threads), "memory")
+    error = parity_error(clf, runner)
+    if not error < PARITY_TOL:
+        raise FvError(f"ONNX output differs from PyTorch by {error:.2e} (limit {PARITY_TOL:g})")
+    stored = _store(data, candidates)
+    if stored is not None:
+        runner.source = str(stored)
+    return runner
+
+
+def enable_fast_path(clf: Classifier, threads: Optional[int] = None) -> str:
+    """Run ``clf``'s predictions on ONNX Runtime; returns the backend now in use.
+
+    Falls back to PyTorch, with a :class:`FastPathWarning`, when onnxruntime is missing or the
+    export or its parity check fails."""
+    try:
+        runner = build_runner(clf, threads=default_threads() if threads is None else threads)
+    except Exception as exc:  # noqa: BLE001 - any export/runtime failure means: use PyTorch
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        warnings.warn(f"{clf.name}: ONNX fast path unavailable ({type(exc).__name__}: {reason}); "
+                      "predicting with PyTorch", FastPathWarning, stacklevel=2)
+        disable_fast_path(clf)
+        return clf.backend
+    clf.runner, clf.backend = runner, "onnx"
+    return clf.backend
+
+
+def disable_fast_path(clf: Classifier) -> str:
+    """Predict with eager PyTorch again."""
+    clf.runner, clf.backend = clf._torch_logits, "pytorch"
+    return clf.backend
+
+
+def use_backend(clf: Classifier, backend: Optional[str] = None,
+                threads: Optional[int] = None) -> str:
+    """Switch ``clf`` to ``backend`` (default: :func:`default_backend`); returns the one in use."""
+    backend = backend or default_backend()
+    if backend not in BACKENDS:
+        raise FvError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return enable_fast_path(clf, threads) if backend == "onnx" else disable_fast_path(clf)
