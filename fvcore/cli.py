@@ -188,6 +188,19 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmark every model: fast path vs eager vs FLOP floor, predict-all, Grad-CAM, cold
+    start, memory (bench/run.py; its options follow, see ``bench -h``)."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+    if not path.is_file():
+        raise FvError("the benchmark needs a source checkout (bench/run.py)", source=str(path))
+    spec = importlib.util.spec_from_file_location("fvcore_bench_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args.bench_args)
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True)
     p.add_argument("--data", required=True, help="dataset folder with train/ [validation/] [test/]")
@@ -261,6 +274,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="README to refresh with the results table of --checkpoints")
     p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS)
     p.add_argument("--table-only", action="store_true", help="only regenerate the README table")
+    p = add("bench", cmd_bench, prefix_chars="+", add_help=False)  # options go to bench/run.py
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p = add("runs", cmd_runs)
     p.add_argument("--db", default="runs.db")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,286 @@
+"""Benchmark every model: eager PyTorch vs the ONNX Runtime fast path vs the FLOP floor,
+predict-all latency, Grad-CAM cost, cold start of the app and resident memory.
+
+    python bench/run.py [--checkpoints checkpoints] [--archs all|NAME,...] [--threads N]
+    python -m fvcore bench ...
+
+Shipped checkpoints under ``--checkpoints`` are used when present; ``--archs`` names
+architectures to include, and any without a shipped checkpoint is built with random weights at
+its default input size (34 classes) in a temporary folder. Writes a markdown table between
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the README and a JSON copy in
+``bench/results.json``. Ratios are what matter: all numbers come from one run on one machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import torch  # noqa: E402
+
+from fvcore.architectures import create_model, get_spec, list_archs  # noqa: E402
+from fvcore.card import ModelCard  # noqa: E402
+from fvcore.checkpoint import load_checkpoint, save_checkpoint, scan  # noqa: E402
+from fvcore.classifier import Classifier  # noqa: E402
+from fvcore.cost import count_flops, time_call  # noqa: E402
+from fvcore.errors import FvError  # noqa: E402
+
+FAST_TARGET = {"resnet50": 1.5, "densenet121": 1.5, "efficientnet_lite0": 1.5}  # eager/fast >=
+CAM_TARGET, PREDICT_ALL_TARGET, COLD_START_TARGET = 2.0, 1.3, 3.0
+
+
+def matmul_rate(*, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of ``repeats`` float32 n x n matrix products (2 n^3 FLOPs each)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(time_call(lambda: torch.mm(a, b), repeats=1, warmup=0) for _ in range(repeats))
+    return 2 * n ** 3 / (best / 1000.0)
+
+
+def fresh_checkpoint(arch: str, folder: Path) -> Path:
+    """A random-init checkpoint of ``arch`` at its default size with 34 classes."""
+    spec = get_spec(arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, init = create_model(arch, 34)
+    card = ModelCard(arch=arch, classes=[f"class_{i:02d}" for i in range(34)],
+                     image_size=spec.input_size, mean=list(spec.mean), std=list(spec.std),
+                     dataset="bench", init=init)
+    return save_checkpoint(folder / arch, model, card)
+
+
+def choose_models(checkpoints: Path, archs: Optional[str], tmp: Path) -> list[tuple[Path, str]]:
+    """(checkpoint folder, source) per model: shipped ones first, fresh builds for the rest."""
+    shipped = {}
+    for entry in scan(checkpoints)[0]:
+        shipped.setdefault(entry.card.arch, entry.path)
+    if archs is None and shipped:
+        names = sorted(shipped)
+    elif archs in (None, "all"):
+        names = list_archs()
+    else:
+        names = [a.strip() for a in archs.split(",") if a.strip()]
+        for name in names:
+            get_spec(name)  # an unknown name lists the known ones
+    return [(shipped[n], "shipped") if n in shipped else (fresh_checkpoint(n, tmp), "random init")
+            for n in names]
+
+
+def stock_cam_ms(clf: Classifier, x: torch.Tensor, repeats: int) -> float:
+    """grad-cam as-is (every weight gradient computed) for comparison with ours."""
+    from pytorch_grad_cam import GradCAM
+    from fvcore.architectures import get_submodule
+    layer = get_submodule(clf.model, clf.spec.cam_layer)
+    clf.model.requires_grad_(True)
+    try:
+        with GradCAM(model=clf.model, target_layers=[layer], reshape_transform=clf.spec.reshape) \
+                as cam:
+            ms = time_call(lambda: cam(input_tensor=x, targets=None), repeats=repeats, warmup=1)
+            cam.outputs = None
+    finally:
+        clf.model.requires_grad_(False)
+        clf.model.zero_grad(set_to_none=True)
+    return ms
+
+
+def model_row(clf: Classifier, rate: float, *, repeats: int, stock: bool) -> dict:
+    """Per-model timings at batch 1 on the image the app would see."""
+    from fvcore.architectures import get_submodule
+    from fvcore.cam import compute_cam
+    from memory import sample_images
+    from fvcore.images import load_image
+    x = clf.preprocess([load_image(sample_images(1)[0])])
+    flops = count_flops(clf.model, clf.card.image_size)
+    eager = time_call(lambda: clf._torch_logits(x), repeats=repeats)
+    fast = time_call(lambda: clf.runner(x), repeats=repeats)
+    layer = get_submodule(clf.model, clf.spec.cam_layer)
+    cam = time_call(lambda: compute_cam(clf.model, layer, x, target=None,
+                                        reshape=clf.spec.reshape), repeats=max(3, repeats // 2))
+    floor = flops / rate * 1000.0
+    return {"model": clf.name, "arch": clf.card.arch, "backend": clf.backend,
+            "image_size": clf.card.image_size, "gflop": flops / 1e9, "eager_ms": eager,
+            "fast_ms": fast, "speedup": eager / fast, "floor_ms": floor,
+            "fast_over_floor": fast / floor, "cam_ms": cam, "cam_over_eager": cam / eager,
+            "stock_cam_ms": stock_cam_ms(clf, x, 3) if stock else None}
+
+
+def predict_all_ms(classifiers: Sequence[Classifier], images: list[bytes], repeats: int) -> float:
+    """Wall time of fvcore.inference.predict_all: decode, preprocess once per preset, predict."""
+    from fvcore.inference import predict_all
+    return time_call(lambda: predict_all(classifiers, images), repeats=repeats, warmup=1)
+
+
+def memory(paths: Sequence[Path], threads: int) -> dict:
+    """RSS of a fresh process holding all models (bench/memory.py)."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "memory.py"), *map(str, paths),
+                          "--threads", str(threads)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_start_row(app: Path, checkpoints: Path) -> dict:
+    """bench/coldstart.py against the app, or a note when there is no app yet."""
+    if not app.is_file():
+        return {"note": f"skipped: {app.name} does not exist yet"}
+    from coldstart import cold_start
+    try:
+        return cold_start(app, env={"FVCORE_CHECKPOINTS": str(checkpoints)})
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        return {"note": f"failed: {exc}"}
+
+
+def environment(threads: int, rate: float) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    import onnxruntime
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+            "load_average": os.getloadavg()[0], "matmul_gflops": rate / 1e9,
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Measure everything; return the results dict."""
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    os.environ["FVCORE_THREADS"] = str(threads)
+    from memory import sample_images
+    with tempfile.TemporaryDirectory(prefix="fvcore-bench-") as tmp:
+        chosen = choose_models(Path(args.checkpoints), args.archs, Path(tmp))
+        classifiers, first_load = [], {}
+        for path, source in chosen:
+            start = time.perf_counter()
+            clf = load_checkpoint(path, name=path.name)
+            first_load[clf.name] = time.perf_counter() - start
+            clf.source = source
+            classifiers.append(clf)
+        rate = matmul_rate()
+        rows = []
+        for clf in classifiers:
+            print(f"measuring {clf.name} ...", file=sys.stderr, flush=True)
+            rows.append({**model_row(clf, rate, repeats=args.repeats,
+                                     stock=not args.no_stock_cam), "source": clf.source,
+                         "first_load_s": first_load[clf.name]})
+        images = sample_images(16)
+        fast1 = predict_all_ms(classifiers, images[:1], args.repeats)
+        fast16 = predict_all_ms(classifiers, images, max(2, args.repeats // 3))
+        for clf in classifiers:
+            clf.runner = clf._torch_logits
+        eager1 = predict_all_ms(classifiers, images[:1], args.repeats)
+        floor = sum(r["floor_ms"] for r in rows)
+        mem = memory([p for p, _ in chosen], threads)
+    return {"environment": environment(threads, rate), "models": rows,
+            "predict_all": {"fast_1_ms": fast1, "eager_1_ms": eager1, "fast_16_ms": fast16,
+                            "floor_1_ms": floor, "fast_1_over_floor": fast1 / floor,
+                            "fast_16_over_floor": fast16 / (16 * floor)},
+            "memory": mem, "cold_start": cold_start_row(Path(args.app), Path(args.checkpoints))}
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def markdown(res: dict) -> str:
+    """The README block: per-model table, then the whole-app measures against their targets."""
+    env, pa, mem, cold = res["environment"], res["predict_all"], res["memory"], res["cold_start"]
+    lines = [f"Measured by `python bench/run.py` on {env['date']}: {env['cpu']}, {env['cores']} "
+             f"cores, {env['threads']} thread(s) for both PyTorch and ONNX Runtime, load average "
+             f"{env['load_average']:.1f} at the start (above the thread count means another job "
+             f"shared the CPU; compare ratios, not absolute times). Large matrix product: "
+             f"{env['matmul_gflops']:.0f} GFLOP/s; FLOP floor = FLOPs / that rate. Batch 1, "
+             f"median of repeated runs.", "",
+             "| model | source | GFLOP | eager ms | fast ms | eager/fast | floor ms | fast/floor "
+             "| Grad-CAM ms | CAM/eager | grad-cam as-is ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["models"]:
+        target = FAST_TARGET.get(r["arch"])
+        speed = f"{r['speedup']:.2f}x" + (f" ({_yes(r['speedup'] >= target)})" if target else "")
+        stock = f"{r['stock_cam_ms']:.0f}" if r["stock_cam_ms"] else "-"
+        lines.append(f"| {r['model']} | {r['source']} | {r['gflop']:.2f} | {r['eager_ms']:.1f} | "
+                     f"{r['fast_ms']:.1f} | {speed} | {r['floor_ms']:.1f} | "
+                     f"{r['fast_over_floor']:.2f} | {r['cam_ms']:.1f} | "
+                     f"{r['cam_over_eager']:.2f}x ({_yes(r['cam_over_eager'] <= CAM_TARGET)}) | "
+                     f"{stock} |")
+    limit = 1.5 * mem["weights_f32_mb"] + 600
+    if "first_render_s" in cold:
+        cold_cell = (f"{cold['first_render_s']:.2f} s (health endpoint {cold['health_s']:.2f} s"
+                     f"{'; page raised ' + cold['exceptions'][0] if cold['exceptions'] else ''})")
+        cold_ok = _yes(cold["first_render_s"] < COLD_START_TARGET and not cold["exceptions"])
+    else:
+        cold_cell, cold_ok = cold["note"], "-"
+    lines += ["", "| measure | value | target | met |", "|---|---|---|---|",
+              f"| predict-all, 1 image, all models | {pa['fast_1_ms']:.0f} ms (eager "
+              f"{pa['eager_1_ms']:.0f} ms) | <= {PREDICT_ALL_TARGET} x sum of floors "
+              f"({pa['floor_1_ms']:.0f} ms): {pa['fast_1_over_floor']:.2f}x | "
+              f"{_yes(pa['fast_1_over_floor'] <= PREDICT_ALL_TARGET)} |",
+              f"| predict-all, batch of 16 | {pa['fast_16_ms']:.0f} ms "
+              f"({pa['fast_16_ms'] / 16:.0f} ms/image) | {pa['fast_16_over_floor']:.2f}x the "
+              f"floor | - |",
+              f"| cold start to first home-page render | {cold_cell} | < {COLD_START_TARGET:.0f} s "
+              f"| {cold_ok} |",
+              f"| resident memory, all models loaded + 1 prediction | {mem['rss_1_image_mb']:.0f} MB "
+              f"(after a batch of 16: {mem['rss_16_images_mb']:.0f} MB) | <= 1.5 x "
+              f"{mem['weights_f32_mb']:.0f} MB float32 weights + 600 MB = {limit:.0f} MB | "
+              f"{_yes(mem['rss_1_image_mb'] <= limit)} |",
+              f"| load all models, first time (ONNX export + parity check) | "
+              f"{sum(r['first_load_s'] for r in res['models']):.1f} s | - | - |",
+              f"| load all models again (cached ONNX) | {sum(mem['load_s'].values()):.1f} s | - "
+              f"| - |"]
+    return "\n".join(lines)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Arguments of bench/run.py (also ``python -m fvcore bench``)."""
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
+    parser.add_argument("--archs", help="all, or comma-separated names (default: the shipped ones)")
+    parser.add_argument("--threads", type=int, help="threads for PyTorch and ONNX Runtime")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--no-stock-cam", action="store_true",
+                        help="skip timing grad-cam as-is (with every weight gradient)")
+    parser.add_argument("--app", default=str(ROOT / "app.py"))
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark, print the table, update the README and the JSON copy."""
+    args = get_parser().parse_args(argv)
+    return bench(args)
+
+
+def bench(args: argparse.Namespace) -> int:
+    from fvcore.zoo import update_readme
+    try:
+        results = run(args)
+    except FvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    table = markdown(results)
+    print(table)
+    Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.readme:
+        update_readme(args.readme, "bench", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
