@@ -1,0 +1,193 @@
+"""The bad-input corpus (tests/badfiles.py) through every entry point: the loader, the Python API
+and the command line. Each bad file gets one line naming it; the good ones are still answered;
+nothing prints a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from badfiles import BOMB_SIDE, asymmetric_image, bad_cases, corpus, good_cases, write_corpus
+from conftest import make_checkpoint
+from fvcore.checkpoint import load_checkpoint
+from fvcore.cli import main
+from fvcore.errors import ImageError
+from fvcore.images import load_image
+from fvcore.inference import predict_all
+
+CASES = corpus()
+IDS = [case.filename for case in CASES]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The corpus written to disk: filename -> path."""
+    return write_corpus(tmp_path_factory.mktemp("badfiles"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_data):
+    """A checkpoints folder with one small CNN (64 px)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_checkpoint(root / "shapes" / "cnn", "cnn", tiny_data)
+    return root
+
+
+@pytest.fixture(scope="module")
+def classifier(models):
+    return load_checkpoint(models / "shapes" / "cnn", backend="pytorch")
+
+
+def _mean(image: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
+    return np.asarray(image.crop(box), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+
+
+# --- the loader --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_loader_returns_rgb_or_one_line_error_naming_the_file(case, files):
+    for source, name in ((case.data, case.filename), (files[case.filename], str(files[case.filename]))):
+        if case.ok:
+            image = load_image(source, name=name if isinstance(source, bytes) else None)
+            assert image.mode == "RGB" and image.width >= 1 and image.height >= 1
+            continue
+        with pytest.raises(ImageError) as info:
+            load_image(source, name=name if isinstance(source, bytes) else None)
+        message = str(info.value)
+        assert case.expected in message and name in message
+        assert "\n" not in message and len(message) < 300 + len(name)
+
+
+def test_exif_rotated_jpeg_is_loaded_upright(files):
+    image = load_image(files["exif-rotated.jpg"])
+    upright = asymmetric_image()
+    assert image.size == upright.size == (96, 64)
+    diff = np.abs(np.asarray(image, np.int16) - np.asarray(upright, np.int16))
+    assert diff.mean() < 3
+    assert _mean(image, (0, 0, 20, 20))[0] > 180            # red block top-left
+    assert _mean(image, (0, 58, 96, 64))[2] > 180           # blue band along the bottom
+
+
+def test_exif_rotated_jpeg_is_predicted_upright(classifier, files):
+    seen = classifier.preprocess([files["exif-rotated.jpg"]])
+    upright = classifier.preprocess([asymmetric_image()])
+    sideways = classifier.preprocess([asymmetric_image().transpose(Image.Transpose.ROTATE_90)])
+    assert (seen - upright).abs().mean() < 0.05 < (seen - sideways).abs().mean()
+    probs = classifier.predict(files["exif-rotated.jpg"])
+    expected = classifier.predict(asymmetric_image())
+    assert np.allclose(probs, expected, atol=0.02)
+
+
+@pytest.mark.parametrize("filename, box, rgb", [
+    ("cmyk.jpg", (0, 0, 32, 32), (230, 30, 30)),
+    ("palette-transparent.png", (0, 0, 16, 32), (255, 0, 0)),
+    ("palette-transparent.png", (16, 0, 32, 32), (255, 255, 255)),   # transparent -> white
+    ("rgba.webp", (0, 0, 16, 32), (0, 200, 0)),
+    ("rgba.webp", (16, 0, 32, 32), (255, 255, 255)),
+    ("animated.gif", (0, 0, 32, 32), (250, 0, 0)),                  # the first frame
+    ("one-pixel.png", (0, 0, 1, 1), (10, 200, 30)),
+])
+def test_unusual_modes_become_the_right_rgb_colours(files, filename, box, rgb):
+    assert np.allclose(_mean(load_image(files[filename]), box), rgb, atol=12)
+
+
+def test_16_bit_grayscale_keeps_its_ramp_in_8_bits(files):
+    row = np.asarray(load_image(files["gray16.png"]))[0, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)
+
+
+def test_decompression_bomb_is_refused_before_decoding(files):
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=f"image too large: {BOMB_SIDE}x{BOMB_SIDE} pixels"):
+        load_image(files["bomb.png"])
+    assert time.perf_counter() - start < 1.0
+    assert files["bomb.png"].stat().st_size < 100_000      # a small file that would be 400 MB
+
+
+# --- the Python API ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_classifier_predicts_good_files_and_names_bad_ones(case, classifier, files):
+    path = files[case.filename]
+    if case.ok:
+        probs = classifier.predict(path)
+        assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0, atol=1e-5)
+        return
+    with pytest.raises(ImageError, match=case.expected) as info:
+        classifier.predict([files["chelsea.jpg"], path])
+    assert str(path) in str(info.value)
+
+
+def test_predict_all_answers_the_good_files_and_lists_every_bad_one(classifier, files):
+    results, errors = predict_all([classifier], [files[c.filename] for c in CASES])
+    assert [r["image"] for r in results] == [str(files[c.filename]) for c in CASES if c.ok]
+    expected = {str(files[c.filename]): c.expected for c in CASES if not c.ok}
+    assert {e["image"] for e in errors} == set(expected)
+    for error in errors:
+        assert error["error"].startswith(error["image"] + ": ")
+        assert expected[error["image"]] in error["error"]
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def _check_cli_answer(out: dict, files) -> None:
+    good = [str(files[c.filename]) for c in CASES if c.ok]
+    assert [r["image"] for r in out["results"]] == good
+    for result in out["results"]:
+        assert result["predictions"]["shapes/cnn"]["top"][0]["label"] in {"circle", "square",
+                                                                         "triangle"}
+    errors = {e["image"]: e["error"] for e in out["errors"]}
+    assert len(errors) == len(out["errors"]) == len(bad := [c for c in CASES if not c.ok])
+    for case in bad:
+        path = str(files[case.filename])
+        assert case.expected in errors[path] and path in errors[path]
+
+
+def test_cli_predict_in_process_answers_good_files_and_exits_2(models, files, capsys,
+                                                              monkeypatch):
+    monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
+    code = main(["predict", *map(str, files.values()), "--checkpoints", str(models), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    _check_cli_answer(json.loads(captured.out), files)
+
+
+def test_cli_predict_subprocess_has_no_traceback(models, files):
+    env = {**os.environ, "FVCORE_BACKEND": "pytorch", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "fvcore", "predict", *map(str, files.values()),
+            "--checkpoints", str(models)]
+    proc = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    _check_cli_answer(json.loads(proc.stdout), files)
+    # plain-text mode: one "error: <file>: <reason>" line per bad file on stderr
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == len(bad_cases()) - sum(c.ok for c in bad_cases())
+    for case in good_cases():
+        assert str(files[case.filename]) in proc.stdout
+
+
+def test_cli_predict_with_only_bad_files_exits_2_with_empty_results(models, files, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
+    bad = [str(files[c.filename]) for c in CASES if not c.ok]
+    assert main(["predict", *bad, "--checkpoints", str(models), "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"] == [] and len(out["errors"]) == len(bad)
+
+
+def test_cli_predict_names_a_missing_file(models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
+    missing = tmp_path / "nowhere.jpg"
+    assert main(["predict", str(missing), "--checkpoints", str(models), "--json"]) == 2
+    [error] = json.loads(capsys.readouterr().out)["errors"]
+    assert error["image"] == str(missing) and "file not found" in error["error"]
