@@ -18,7 +18,7 @@ COLOURS = px.colors.qualitative.Safe
 def _finish(fig: go.Figure, title: str, x: str, y: str, *, height: int = 380) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=dict(text=title, x=0.0, xanchor="left"),
                       height=height, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(title=None))
+                      legend=dict(title=None, orientation="h", yanchor="top", y=-0.2, x=0))
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=y)
     return fig
@@ -43,27 +43,35 @@ def efficiency(table: pd.DataFrame, front: pd.DataFrame, cost: str, cost_title: 
                title: str, *, log_x: bool = True) -> go.Figure:
     """Accuracy against a cost, one labelled point per model, the frontier as a dashed line."""
     data = table.dropna(subset=[cost, "accuracy"])
-    fig = px.scatter(data, x=cost, y="accuracy", color="arch", text="model", log_x=log_x,
-                     hover_data={"model": True, "init": True, cost: ":.3g", "accuracy": ":.1%"},
+    fig = px.scatter(data, x=cost, y="accuracy", color="init", text="model", log_x=log_x,
+                     hover_data={"model": True, "arch": True, cost: ":.3g", "accuracy": ":.1%"},
                      color_discrete_sequence=COLOURS)
-    fig.update_traces(textposition="top center", marker=dict(size=12))
-    if len(front) > 1:
+    fig.update_traces(textposition="top center", marker=dict(size=12), cliponaxis=False)
+    if len(front) > 1:  # drawn first, under the points
         fig.add_trace(go.Scatter(x=front[cost], y=front["accuracy"], mode="lines",
                                  line=dict(dash="dash", color="grey"), name="frontier",
                                  hoverinfo="skip"))
+        fig.data = (fig.data[-1], *fig.data[:-1])
     fig.update_yaxes(tickformat=".0%")
-    return _finish(fig, title, cost_title, "test accuracy")
+    if len(data):  # room for the point labels
+        span = np.log10(data[cost].max() / data[cost].min()) if log_x else 0.0
+        pad = max(span * 0.15, 0.1)
+        low, high = np.log10(data[cost].min()) - pad, np.log10(data[cost].max()) + pad
+        fig.update_xaxes(range=[low, high] if log_x else None)
+    fig = _finish(fig, title, cost_title, "test accuracy", height=420)
+    return fig.update_layout(legend=dict(title="initialisation", y=-0.25))
 
 
 def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure:
     """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train."""
     data = long[long["metric"] == metric]
-    fig = px.line(data, x="epoch", y="value", color="model", line_dash="split", markers=True,
-                  log_y=log_y, color_discrete_sequence=COLOURS,
+    single = data["model"].nunique() == 1   # one model: colour the splits instead
+    fig = px.line(data, x="epoch", y="value", color="split" if single else "model",
+                  line_dash="split", markers=True, log_y=log_y, color_discrete_sequence=COLOURS,
                   line_dash_map={"validation": "solid", "train": "dot"})
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
-    return _finish(fig, f"Training {metric} per epoch (train dotted, validation solid)",
+    return _finish(fig, f"{metric.capitalize()} per epoch (train dotted, validation solid)",
                    "epoch", metric + (" (log scale)" if log_y else ""))
 
 

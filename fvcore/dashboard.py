@@ -3,6 +3,7 @@
 streamlit and no plotting here (figures live in :mod:`fvcore.charts`)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from pathlib import Path
@@ -40,6 +41,16 @@ def resolve_image(relative: str, dataset: str, roots: Sequence[Path]) -> Optiona
             if candidate.is_file():
                 return candidate
     return None
+
+
+def short_names(entries: Sequence[Entry], dataset: str) -> list[Entry]:
+    """Entries named without their leading ``<dataset>/`` folder (``grocery-produce/resnet50``
+    shows as ``resnet50``), unless that would make two names equal."""
+    prefix = f"{dataset}/"
+    short = [e.name[len(prefix):] if e.name.startswith(prefix) else e.name for e in entries]
+    if len(set(short)) != len(short):
+        return list(entries)
+    return [dataclasses.replace(e, name=name) for e, name in zip(entries, short)]
 
 
 # -- the model table ----------------------------------------------------------------------------

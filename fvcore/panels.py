@@ -15,29 +15,52 @@ _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_a
             "top3_accuracy", "best_val_acc")
 
 
-def column_config(frame: pd.DataFrame) -> dict:
+def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = None) -> dict:
     """Human column titles and number formats for a dashboard frame."""
-    titles = {**dashboard.TABLE_COLUMNS, "weighted_f1": "Weighted F1", "top3_accuracy": "Top-3 acc",
+    titles = {**dashboard.TABLE_COLUMNS, **(titles or {}), "weighted_f1": "Weighted F1", "top3_accuracy": "Top-3 acc",
               "loss": "Loss", "n_images": "Images", "best_val_acc": "Best val acc",
               "minutes": "Minutes", "epochs": "Epochs"}
     config = {}
     for column in frame.columns:
         title = titles.get(column, column.replace("_", " ").capitalize())
         if column in _PERCENT:
-            config[column] = st.column_config.NumberColumn(title, format="percent")
+            config[column] = st.column_config.NumberColumn(title, format="%.1f%%")
         elif column in ("ece", "loss"):
             config[column] = st.column_config.NumberColumn(title, format="%.3f")
-        elif column in ("params_m", "gflops", "latency_ms", "training_min", "minutes"):
+        elif column == "gflops":
+            config[column] = st.column_config.NumberColumn(title, format="%.2f")
+        elif column in ("params_m", "latency_ms", "training_min", "minutes"):
             config[column] = st.column_config.NumberColumn(title, format="%.1f")
         else:
             config[column] = st.column_config.Column(title)
     return config
 
 
-def table(frame: pd.DataFrame, *, key: Optional[str] = None) -> None:
-    """A sortable table with formatted columns; empty columns are dropped."""
-    frame = frame.dropna(axis=1, how="all")
-    st.dataframe(frame, hide_index=True, column_config=column_config(frame), key=key)
+def display_frame(frame: pd.DataFrame, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """The frame as shown: chosen columns, empty ones dropped, rates in percent, the confidence
+    interval as one ``low–high %`` column after the accuracy."""
+    frame = frame[list(columns)] if columns else frame.copy()
+    if {"ci_low", "ci_high"} <= set(frame.columns):
+        ci = [f"{lo:.0%}–{hi:.0%}" if pd.notna(lo) else None
+              for lo, hi in zip(frame.pop("ci_low"), frame.pop("ci_high"))]
+        frame.insert(list(frame.columns).index("accuracy") + 1 if "accuracy" in frame else 0,
+                     "ci95", ci)
+    for column in _PERCENT:
+        if column in frame:
+            frame[column] = frame[column].astype(float) * 100
+    return frame.dropna(axis=1, how="all")
+
+
+def table(frame: pd.DataFrame, *, key: Optional[str] = None,
+          columns: Optional[Sequence[str]] = None,
+          titles: Optional[Mapping[str, str]] = None) -> None:
+    """A sortable table with human titles and formats (see :func:`display_frame`)."""
+    frame = display_frame(frame, columns)
+    config = column_config(frame, titles)
+    if "ci95" in frame:
+        config["ci95"] = st.column_config.TextColumn("95% CI", help="Wilson interval of the "
+                                                     "accuracy on this many test images")
+    st.dataframe(frame, hide_index=True, column_config=config, key=key)
 
 
 def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: float, k: int, *,
@@ -46,24 +69,29 @@ def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: f
     top = dashboard.top_k(classes, probs, k)
     label, prob = top["label"][0], top["prob"][0]
     with st.container(border=True):
-        st.metric(name, label, f"{prob:.0%} confident", delta_color="off")
+        st.metric(name, label, f"{prob:.0%} probability", delta_color="off", delta_arrow="off")
         details = [f"{ms:.1f} ms/image"]
         if groups.get(label):
             details.insert(0, groups[label])
         st.caption(" · ".join(details))
-        if dissent:
-            st.markdown(f":orange-badge[:material/warning: disagrees"
-                        f"{' with majority: ' + majority if majority else ''}]")
+        if dissent and majority:
+            st.badge(f"differs from the majority ({majority})", icon=":material/call_split:", color="orange")
         st.plotly_chart(charts.top_k_bars(top, f"Top-{len(top)}", highlight=majority),
                         config={"displayModeBar": False})
 
 
-def grid(n: int, per_row: int = 4) -> list:
-    """``n`` columns laid out in rows of at most ``per_row``."""
+def grid(n: int, per_row: int = 4, *, at_least: int = 3) -> list:
+    """``n`` cells in rows of ``per_row`` columns (never fewer than ``at_least`` columns, so one
+    model does not fill the whole width)."""
     cells = []
     for _ in range(0, n, per_row):
-        cells += st.columns(min(n, per_row))
+        cells += st.columns(max(min(n, per_row), at_least))
     return cells[:n]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 model``, ``3 models``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *,

@@ -22,7 +22,7 @@ import streamlit as st
 from fvcore.checkpoint import HISTORY, PREDICTIONS, WEIGHTS, Entry, Problem, scan
 from fvcore.checkpoint import checkpoint_folders, datasets, load_checkpoint
 from fvcore.classifier import Classifier
-from fvcore.dashboard import REPO, read_history
+from fvcore.dashboard import REPO, read_history, short_names
 from fvcore.errors import FvError
 from fvcore.evaluate import Predictions, read_predictions
 
@@ -39,16 +39,23 @@ class PageSpec:
     path: str
     title: str
     icon: str
+    about: str
     default: bool = False
 
 
 PAGES = (
-    PageSpec("pages/home.py", "Home", ":material/home:", default=True),
-    PageSpec("pages/predict.py", "Predict", ":material/photo_camera:"),
-    PageSpec("pages/gradcam.py", "Grad-CAM", ":material/visibility:"),
-    PageSpec("pages/compare.py", "Compare", ":material/leaderboard:"),
-    PageSpec("pages/evaluate.py", "Evaluate", ":material/fact_check:"),
-    PageSpec("pages/runs.py", "Runs", ":material/monitoring:"),
+    PageSpec("pages/home.py", "Home", ":material/home:", "the checkpoints at a glance",
+             default=True),
+    PageSpec("pages/predict.py", "Predict", ":material/photo_camera:",
+             "upload photos; every model's top-k side by side, with the ensemble"),
+    PageSpec("pages/gradcam.py", "Grad-CAM", ":material/visibility:",
+             "where each model looks, and how faithful that heatmap is"),
+    PageSpec("pages/compare.py", "Compare", ":material/leaderboard:",
+             "metrics, efficiency, training curves, confusion, calibration, significance"),
+    PageSpec("pages/evaluate.py", "Evaluate", ":material/fact_check:",
+             "every model on your own zip of labelled images"),
+    PageSpec("pages/runs.py", "Runs", ":material/monitoring:",
+             "past and running training runs, with live curves"),
 )
 """Every page, in menu order: app.py builds the navigation from it and the tests visit each."""
 
@@ -114,23 +121,25 @@ def scan_cached(root: str | Path) -> tuple[list[Entry], list[Problem]]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)
-def _load(path: str, name: str, stamp: float) -> Classifier:
-    return load_checkpoint(path, name=name)
+def _load(path: str, stamp: float) -> Classifier:
+    return load_checkpoint(path, name=path)  # the path: unique, whatever a page calls the model
 
 
 def load_model(entry: Entry) -> Classifier:
-    """The entry's classifier, loaded once per process."""
-    return _load(str(entry.path), entry.name, _stamp(entry, WEIGHTS))
+    """The entry's classifier, loaded once per process (keyed by its folder)."""
+    return _load(str(entry.path), _stamp(entry, WEIGHTS))
 
 
-def load_models(entries: Sequence[Entry]) -> list[Classifier]:
-    """Load (or fetch from the cache) every entry; a failure is shown and that model skipped."""
-    models = []
+def load_models(entries: Sequence[Entry]) -> list[Entry]:
+    """Load (or fetch from the cache) every entry; returns the entries that loaded (a failure
+    is shown as one line and that model skipped)."""
+    loaded = []
     with st.spinner(f"Loading {len(entries)} model(s)..."):
         for entry in entries:
             with guard(f"loading {entry.name}"):
-                models.append(load_model(entry))
-    return models
+                load_model(entry)
+                loaded.append(entry)
+    return loaded
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -205,8 +214,9 @@ def predict_files(paths: tuple[str, ...], names: tuple[str, ...], stamps: tuple[
         handle.name = name
         sources.append(handle)
     good, errors = load_images(sources)
-    models = [_load(p, n, s) for p, n, s in zip(paths, names, stamps)]
-    probs = batch_probs(models, [img for _, img in good]) if good else {}
+    models = [_load(p, s) for p, s in zip(paths, stamps)]
+    found = batch_probs(models, [img for _, img in good]) if good else {}
+    probs = {name: found[m.name] for name, m in zip(names, models) if m.name in found}
     thumbs = []
     for name, image in good:
         image = image.copy()
@@ -222,10 +232,10 @@ def predict(entries: Sequence[Entry], files: Sequence[tuple[str, bytes]]) -> dic
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _explain(path: str, name: str, stamp: float, data: bytes, target: Optional[str],
-             method: str, score: bool) -> dict:
+def _explain(path: str, stamp: float, data: bytes, target: Optional[str], method: str,
+             score: bool) -> dict:
     from fvcore.images import load_image
-    clf = _load(path, name, stamp)
+    clf = _load(path, stamp)
     image = load_image(data, name="image")
     target = target if target is None or target in clf.classes else None
     result, faith = clf.explain(image, target, method, score=score)
@@ -237,8 +247,7 @@ def _explain(path: str, name: str, stamp: float, data: bytes, target: Optional[s
 
 def explain(entry: Entry, data: bytes, target: Optional[str], method: str, score: bool) -> dict:
     """One model's CAM of an image, cached on (model, image bytes, target, method)."""
-    return _explain(str(entry.path), entry.name, _stamp(entry, WEIGHTS), data, target, method,
-                    score)
+    return _explain(str(entry.path), _stamp(entry, WEIGHTS), data, target, method, score)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -248,6 +257,11 @@ def thumbnail(path: str, size: int = 320):
     image = load_image(path)
     image.thumbnail((size, size))
     return image
+
+
+def style() -> None:
+    """Less empty space above the page title on a laptop screen."""
+    st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
 
 
 # -- the sidebar --------------------------------------------------------------------------------
@@ -269,15 +283,16 @@ def sidebar() -> Selection:
             names = sorted(groups, key=lambda d: (-len(groups[d]), d))
             selection.dataset = st.selectbox(
                 "Dataset", names, key="dataset",
-                format_func=lambda d: f"{d} ({len(groups[d])} models)",
+                format_func=lambda d: f"{d} ({len(groups[d])} model{'s' * (len(groups[d]) != 1)})",
                 help="Every page works on the checkpoints of this dataset.")
-            selection.in_dataset = groups[selection.dataset]
+            selection.in_dataset = short_names(groups[selection.dataset], selection.dataset)
             options = [e.name for e in selection.in_dataset]
             chosen = st.multiselect("Models", options, default=options,
                                     key=f"models::{root}::{selection.dataset}",
                                     help="The models the pages show, side by side.")
             selection.models = [e for e in selection.in_dataset if e.name in chosen]
-        st.caption(f"{len(selection.entries)} checkpoints, {len(selection.problems)} skipped")
+        st.caption(f"{len(selection.entries)} checkpoint(s) found, {len(selection.problems)} "
+                   "skipped (see Home)")
     st.session_state[SELECTION] = selection
     return selection
 

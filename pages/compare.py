@@ -14,18 +14,25 @@ overview, training, metrics, gallery = st.tabs(
 with overview:
     panels.table(table, key="compare_table")
     left, right = st.columns(2)
-    left.plotly_chart(charts.efficiency(table, dashboard.pareto_front(table, "gflops"), "gflops",
-                                        "GFLOPs per image (log scale)",
-                                        "Accuracy vs compute: the efficiency frontier"),
-                      key="compare_flops")
+    scored = table["accuracy"].notna().any()
+    if scored:
+        left.plotly_chart(charts.efficiency(table, dashboard.pareto_front(table, "gflops"),
+                                            "gflops", "GFLOPs per image (log scale)",
+                                            "Accuracy vs compute: the efficiency frontier"),
+                          key="compare_flops")
+    else:
+        left.info("No test accuracy in these cards yet (still training?): the efficiency charts "
+                  "appear once a model has been evaluated.")
     with right:
-        if table["latency_ms"].notna().any():
+        if scored and table["latency_ms"].notna().any():
             st.plotly_chart(charts.efficiency(
                 table, dashboard.pareto_front(table, "latency_ms"), "latency_ms",
                 "CPU latency per image, ms (log scale)", "Accuracy vs latency"),
                 key="compare_latency")
+        elif scored:
+            st.info("CPU latency has not been measured yet for these models.")
         if table["latency_ms"].isna().any() and st.button(
-                "Measure CPU latency", key="compare_measure",
+                "Measure CPU latency", key="compare_measure", icon=":material/timer:",
                 help="Loads the selected models and times single-image predictions."):
             webapp.measure_latencies(sel.models)
             st.rerun()

@@ -19,17 +19,17 @@ if upload is None:
 if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="primary"):
     with webapp.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
         data = extract_labelled_zip(upload.getvalue(), tmp)
-        models = webapp.load_models(sel.models)
+        entries = webapp.load_models(sel.models)
         bar, preds, unknown = st.progress(0.0, text="Evaluating..."), {}, set()
-        for i, clf in enumerate(models):
-            samples, missing = data.samples(clf.classes)
+        for i, entry in enumerate(entries):
+            samples, missing = data.samples(entry.card.classes)
             unknown.update(missing)
             if not samples:
                 continue
-            preds[clf.name] = predict_samples(
-                clf, samples, root=data.root,
-                progress=lambda done, total, i=i, n=clf.name: bar.progress(
-                    (i + done / total) / len(models), text=f"{n}: {done}/{total} images"))
+            preds[entry.name] = predict_samples(
+                webapp.load_model(entry), samples, root=data.root,
+                progress=lambda done, total, i=i, n=entry.name: bar.progress(
+                    (i + done / total) / len(entries), text=f"{n}: {done}/{total} images"))
         bar.empty()
         st.session_state["eval_result"] = {"zip": upload.file_id, "preds": preds,
                                            "skipped": data.skipped, "unknown": sorted(unknown),
@@ -49,11 +49,12 @@ if not preds:
     st.stop()
 summary = dashboard.report_table(dashboard.reports(preds, sel.models[0].card.groups))
 st.subheader(f"Results on {result['n_images']} images")
-panels.table(summary, key="eval_table")
-a, b = st.columns(2)
-a.download_button("Metrics (CSV)", summary.to_csv(index=False), "metrics.csv", "text/csv",
-                  key="eval_metrics_csv", icon=":material/download:")
-b.download_button("Every prediction (CSV)", dashboard.predictions_long(preds).to_csv(index=False),
-                  "predictions.csv", "text/csv", key="eval_preds_csv", icon=":material/download:")
+panels.table(summary, key="eval_table", titles={"accuracy": "Accuracy"})
+with st.container(horizontal=True):
+    st.download_button("Metrics (CSV)", summary.to_csv(index=False), "metrics.csv", "text/csv",
+                       key="eval_metrics_csv", icon=":material/download:")
+    st.download_button("Every prediction (CSV)",
+                       dashboard.predictions_long(preds).to_csv(index=False), "predictions.csv",
+                       "text/csv", key="eval_preds_csv", icon=":material/download:")
 with webapp.guard("metrics"):
     panels.metrics_panel(preds, sel.models[0].card.groups, key="eval")

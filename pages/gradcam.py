@@ -26,12 +26,15 @@ score = d.toggle("Faithfulness", value=True, key="cam_score",
 if upload is None:
     st.info("Upload a photo to see every model's heatmap side by side.")
     st.stop()
+if score:
+    st.caption("**Faithfulness** (ROAD): how much the explained class's probability drops when "
+               "the 20% most highlighted pixels are removed. Higher means the heatmap points at "
+               "what the model really uses; near zero or negative means it does not.")
 
 data = upload.getvalue()
 tiles = []
 with webapp.guard("Grad-CAM"):
-    loaded = {m.name for m in webapp.load_models(sel.models)}
-    entries = [e for e in sel.models if e.name in loaded]
+    entries = webapp.load_models(sel.models)
     for cell, entry in zip(panels.grid(len(entries)), entries):
         with cell, webapp.guard(entry.name):
             with st.spinner(f"{entry.name}..."):
@@ -43,8 +46,8 @@ with webapp.guard("Grad-CAM"):
                      width="stretch")
             lines = [f"predicts **{cam['pred']}** ({prob:.0%}) · {cam['ms']:.0f} ms"]
             if cam["faithfulness"] is not None:
-                lines.append(f"faithfulness **{cam['faithfulness']:+.2f}** "
-                             f"(drop of p({cam['target']}) without the hot 20%)")
+                lines.append(f"faithfulness **{round(cam['faithfulness'], 2) + 0.0:+.2f}** "
+                             f"for p({cam['target']})")
             st.markdown("  \n".join(lines))
             tiles.append((f"{entry.name}\n{cam['target']} ({LABELS[method]})", image))
 if tiles:

@@ -1,26 +1,26 @@
-"""Home: what the workbench is, the checkpoints of the chosen dataset, and the ones skipped."""
+"""Home: what the workbench is, the checkpoints of the chosen dataset, and the ones skipped.
+Reads cards only: no model is loaded unless latency is asked for."""
 import streamlit as st
 
 from fvcore import dashboard, panels, webapp
 
+COLUMNS = ("model", "arch", "init", "accuracy", "ci_low", "ci_high", "macro_f1",
+           "group_accuracy", "params_m", "gflops", "latency_ms", "image_size")
+
 sel = webapp.selection()
 st.title("Image-classifier workbench")
-st.markdown("Compare image classifiers side by side: upload photos and see every model's answer "
-            "(**Predict**), see where each model looks (**Grad-CAM**), browse test metrics, "
-            "training curves and significance tests (**Compare**), evaluate on your own labelled "
-            "images (**Evaluate**) and follow training runs (**Runs**).")
-
-a, b, c = st.columns(3)
-a.metric("Datasets", len({e.card.dataset for e in sel.entries}))
-b.metric("Checkpoints", len(sel.entries))
-c.metric("Skipped folders", len(sel.problems))
+st.markdown("Compare image classifiers side by side: see every model's answer for your photos, "
+            "where each one looks, how they score on the test set, and how they trained.")
 
 if sel.dataset:
-    st.subheader(f"Models trained on {sel.dataset}")
+    st.subheader(f"{panels.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
     table = dashboard.models_table(sel.in_dataset, webapp.latencies(sel.in_dataset))
-    panels.table(table, key="home_models")
+    panels.table(table, key="home_models", columns=COLUMNS)
+    others = sorted({e.card.dataset for e in sel.entries} - {sel.dataset})
+    if others:
+        st.caption(f"Other datasets (switch in the sidebar): {', '.join(others)}")
     if table["latency_ms"].isna().any() and st.button(
-            "Measure CPU latency", key="home_latency",
+            "Measure CPU latency", key="home_latency", icon=":material/timer:",
             help="Loads every model of this dataset and times single-image predictions."):
         webapp.measure_latencies(sel.in_dataset)
         st.rerun()
@@ -29,10 +29,10 @@ else:
             "or point the sidebar's *Checkpoints folder* elsewhere.")
 
 if sel.problems:
-    st.subheader("Checkpoints that could not be loaded")
+    st.subheader(f"{panels.plural(len(sel.problems), 'checkpoint folder')} skipped")
     st.warning("\n".join(f"- `{p.path}`: {p.reason}" for p in sel.problems),
                icon=":material/warning:")
 
 st.subheader("Pages")
 for spec in webapp.PAGES[1:]:
-    st.page_link(spec.path, label=spec.title, icon=spec.icon)
+    st.page_link(spec.path, label=f"**{spec.title}**: {spec.about}", icon=spec.icon)

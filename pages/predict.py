@@ -16,8 +16,7 @@ camera = right.toggle("Use the camera", key="predict_camera")
 files = [(f.name, f.getvalue()) for f in uploads or []]
 if camera and (shot := st.camera_input("Take a photo", key="predict_shot")):
     files.append(("camera photo", shot.getvalue()))
-samples = webapp.sample_images()
-if samples:
+if samples := webapp.sample_images():
     picked = st.multiselect("Sample images", samples, format_func=lambda p: p.name,
                             key="predict_samples")
     files += [(p.name, p.read_bytes()) for p in picked]
@@ -26,37 +25,44 @@ if not files:
     st.stop()
 
 with webapp.guard("prediction"):
-    loaded = {m.name for m in webapp.load_models(sel.models)}
-    entries = [e for e in sel.models if e.name in loaded]
+    entries = webapp.load_models(sel.models)
     with st.spinner("Predicting..."):
         result = webapp.predict(entries, files)
     for error in result["errors"]:
         st.error(f"{error['image']}: {error['error']}", icon=":material/broken_image:")
+    same_classes = len({tuple(e.card.classes) for e in entries}) == 1
     for i, (name, image) in enumerate(result["images"]):
         st.divider()
-        top1 = {e.name: e.card.classes[int(result["probs"][e.name][0][i].argmax())]
-                for e in entries}
+        probs = {e.name: result["probs"][e.name][0][i] for e in entries}
+        top1 = {e.name: e.card.classes[int(probs[e.name].argmax())] for e in entries}
         majority, dissenters = dashboard.agreement(top1)
         pic, summary = st.columns([1, 3])
-        pic.image(image, caption=name, width="stretch")
+        pic.image(image, width="stretch")
         with summary:
             st.subheader(name)
-            if len({tuple(e.card.classes) for e in entries}) == 1 and len(entries) > 1:
-                mean = ensemble([result["probs"][e.name][0][i] for e in entries])
-                best = dashboard.top_k(entries[0].card.classes, mean, 1).iloc[0]
-                group = entries[0].card.group_of(best["label"])
-                st.metric("Ensemble (soft vote)", best["label"],
-                          f"{best['prob']:.0%}{' · ' + group if group else ''}", delta_color="off")
+            if same_classes and len(entries) > 1:
+                best = dashboard.top_k(entries[0].card.classes, ensemble(list(probs.values())), 1)
+                label, prob = best["label"][0], best["prob"][0]
+                group = entries[0].card.group_of(label)
+                st.metric("Ensemble (soft vote)", label,
+                          f"{prob:.0%} mean probability" + (f" · {group}" if group else ""),
+                          delta_color="off", delta_arrow="off")
+            confidence = max(float(p.max()) for p in probs.values())
+            if confidence < 0.3:
+                st.info(f"Low confidence (best {confidence:.0%}): the photo may show something "
+                        f"outside the {len(entries[0].card.classes)} classes these models know.",
+                        icon=":material/help:")
             if dissenters:
                 st.warning("Models disagree: " + "; ".join(
                     f"{n} says **{top1[n]}**" for n in dissenters)
-                    + (f" (majority: **{majority}**)" if majority else ""))
+                    + (f" (the others: **{majority}**)" if majority else ""),
+                    icon=":material/call_split:")
             elif len(entries) > 1:
-                st.success(f"All {len(entries)} models say **{majority}**.")
-        cells = panels.grid(len(entries))
-        for cell, entry in zip(cells, entries):
-            probs, ms = result["probs"][entry.name]
+                st.success(f"All {len(entries)} models say **{majority}**.",
+                           icon=":material/check_circle:")
+        for cell, entry in zip(panels.grid(len(entries)), entries):
             with cell:
-                panels.prediction_block(entry.name, entry.card.classes, probs[i], ms, k,
+                panels.prediction_block(entry.name, entry.card.classes, probs[entry.name],
+                                        result["probs"][entry.name][1], k,
                                         groups=entry.card.groups,
                                         dissent=entry.name in dissenters, majority=majority)

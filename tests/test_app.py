@@ -17,7 +17,7 @@ from fvcore.runs import end_run, log_epoch, start_run
 from fvcore.zipdata import zip_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("shapes/cnn", "shapes/efficientnet_lite0", "shapes/vit")
+MODELS = ("cnn", "efficientnet_lite0", "vit")
 TIMEOUT = 120
 
 
@@ -175,3 +175,12 @@ def test_runs_page_shows_the_registry_and_curves(app, tmp_path):
     no_failure(app)
     assert list(app.dataframe[0].value["id"]) == [run]
     assert len(app.get("plotly_chart")) == 2
+
+
+def test_measuring_latency_adds_the_accuracy_vs_latency_chart(app):
+    open_page(app, "pages/compare.py")
+    app.button(key="compare_measure").click().run()
+    no_failure(app)
+    table = app.dataframe[0].value
+    assert table["latency_ms"].notna().all() and (table["latency_ms"] > 0).all()
+    assert len(app.get("plotly_chart")) == 8

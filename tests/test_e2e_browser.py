@@ -1,0 +1,197 @@
+"""End to end in a real browser: `streamlit run app.py` on a free port, driven by Debian's
+headless Chromium through Playwright. Uploads a photo on Predict, waits for every model's result,
+and saves a screenshot of every page to artifacts/screenshots/ (or $FVCORE_SCREENSHOTS).
+
+Set FVCORE_SKIP_E2E=1 to skip; otherwise a missing Chromium is a failure, not a silent skip."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from fvcore import webapp
+from fvcore.runs import end_run, log_epoch, start_run
+from fvcore.zipdata import zip_bytes
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path(os.environ.get("FVCORE_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MODELS = ("cnn", "efficientnet_lite0", "vit")
+WAIT_MS = 120_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, checkpoint_root, tiny_data):
+    """A running `streamlit run app.py` over a copy of the fixture checkpoints (plus one broken
+    folder), a run registry with one run, and the fixture dataset as FVCORE_DATA."""
+    if os.environ.get("FVCORE_SKIP_E2E") == "1":
+        pytest.skip("FVCORE_SKIP_E2E=1")
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install "
+                    "chromium), or set FVCORE_SKIP_E2E=1 to skip the browser test")
+    work = tmp_path_factory.mktemp("e2e")
+    root = work / "checkpoints"
+    shutil.copytree(checkpoint_root / "shapes", root / "shapes")
+    (root / "shapes" / "broken").mkdir()
+    (root / "shapes" / "broken" / "card.json").write_text('{"arch": "cnn"}')
+    db = work / "runs.db"
+    run = start_run(db, arch="cnn", dataset="shapes", fingerprint="f", out=str(root),
+                    args={"lr": 1e-3, "epochs": 4})
+    for epoch in range(1, 5):
+        log_epoch(db, run, {"epoch": epoch, "train_loss": 1.1 / epoch, "val_loss": 1.2 / epoch,
+                            "train_acc": 0.2 * epoch, "val_acc": 0.18 * epoch, "lr": 1e-3,
+                            "seconds": 2.0, "images_per_s": 40.0})
+    end_run(db, run, "finished")
+    port = free_port()
+    env = {**os.environ, webapp.ENV_CHECKPOINTS: str(root), webapp.ENV_RUNS_DB: str(db),
+           "FVCORE_DATA": str(tiny_data)}
+    log = (work / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield {"url": url, "work": work, "tiny_data": tiny_data}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = Path(os.environ.get("FVCORE_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def settle(page) -> None:
+    """Wait until the script run is over (no 'Running...' widget) and charts have drawn."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
+    page.wait_for_timeout(1200)
+
+
+def visit(page, server, path: str, marker: str) -> None:
+    page.goto(f"{server['url']}/{path}")
+    page.get_by_text(marker).first.wait_for()
+    settle(page)
+
+
+def snap(page, path: Path) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside its main area, so the viewport is
+    grown to the content's height first."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
+                           ".scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": max(900, min(int(height) + 40, 6000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=path)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_every_page_in_a_real_browser(browser_page, server, shots, tmp_path):
+    page = browser_page
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(skdata.chelsea()).save(photo)
+
+    visit(page, server, "", "Image-classifier workbench")
+    assert page.get_by_text("shapes/broken").count() >= 1
+    no_exception(page)
+    snap(page, shots / "1-home.png")
+
+    visit(page, server, "predict", "Upload one or more photos")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    for name in MODELS:
+        page.locator('[data-testid="stMetricLabel"]', has_text=name).first.wait_for()
+    settle(page)
+    assert page.locator('[data-testid="stMetric"]').count() == len(MODELS) + 1  # + ensemble
+    no_exception(page)
+    snap(page, shots / "2-predict.png")
+
+    visit(page, server, "gradcam", "Upload a photo")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    page.wait_for_function("n => document.querySelectorAll('[data-testid=\"stImage\"]').length"
+                           " >= n", arg=len(MODELS))
+    settle(page)
+    no_exception(page)
+    snap(page, shots / "3-gradcam.png")
+
+    visit(page, server, "compare", "Compare")
+    page.locator(".js-plotly-plot").first.wait_for()
+    no_exception(page)
+    snap(page, shots / "4-compare.png")
+    for i, tab in enumerate(("Training curves", "Test metrics", "Misclassified images")):
+        page.get_by_role("tab", name=tab).click()
+        settle(page)
+        snap(page, shots / f"4-compare-{i + 2}-{tab.split()[0].lower()}.png")
+
+    archive = tmp_path / "shapes.zip"
+    archive.write_bytes(zip_bytes({f"{p.parent.name}/{p.name}": p.read_bytes()
+                                   for p in (server["tiny_data"] / "test").rglob("*.png")}))
+    visit(page, server, "evaluate", "Evaluate on your images")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(archive))
+    page.get_by_role("button", name="Evaluate 3 model(s)").click()
+    page.get_by_text("Results on 24 images").wait_for()
+    settle(page)
+    no_exception(page)
+    snap(page, shots / "5-evaluate.png")
+
+    visit(page, server, "runs", "Training runs")
+    page.locator(".js-plotly-plot").first.wait_for()
+    no_exception(page)
+    snap(page, shots / "6-runs.png")
+    assert len(list(shots.glob("*.png"))) >= 6
