@@ -184,3 +184,24 @@ def test_measuring_latency_adds_the_accuracy_vs_latency_chart(app):
     table = app.dataframe[0].value
     assert table["latency_ms"].notna().all() and (table["latency_ms"] > 0).all()
     assert len(app.get("plotly_chart")) == 8
+
+
+def test_sample_folder_images_can_be_picked_instead_of_uploading(app, tiny_data, monkeypatch):
+    monkeypatch.setenv(webapp.ENV_SAMPLES, str(tiny_data / "test" / "circle"))
+    open_page(app, "pages/predict.py")
+    picker = app.multiselect(key="predict_samples")
+    picker.set_value(picker.options[:2]).run()
+    no_failure(app)
+    assert sum(m.label in MODELS for m in app.metric) == 2 * len(MODELS)
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(app, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire\nTraceback (most recent call last): ...")
+
+    monkeypatch.setattr(webapp, "predict_files", boom)
+    open_page(app, "pages/predict.py")
+    app.file_uploader(key="predict_upload").set_value(
+        ("chelsea.png", png(skdata.chelsea()), "image/png")).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["prediction failed: RuntimeError: disk on fire"]

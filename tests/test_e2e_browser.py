@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -79,13 +80,15 @@ def server(tmp_path_factory, checkpoint_root, tiny_data):
            "FVCORE_DATA": str(tiny_data)}
     log = (work / "streamlit.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-X", "faulthandler", "-m", "streamlit", "run", "app.py",
+         "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield {"url": url, "work": work, "tiny_data": tiny_data}
+        yield {"url": url, "work": work, "tiny_data": tiny_data, "process": process,
+               "log": work / "streamlit.log"}
     finally:
         process.terminate()
         try:
@@ -144,7 +147,17 @@ def no_exception(page) -> None:
 
 
 def test_every_page_in_a_real_browser(browser_page, server, shots, tmp_path):
-    page = browser_page
+    try:
+        walk_every_page(browser_page, server, shots, tmp_path)
+    except Exception:
+        snap(browser_page, shots / "failure.png")  # what the browser showed when it failed
+        server["process"].send_signal(signal.SIGABRT)  # -X faulthandler: every thread's stack
+        time.sleep(2)
+        shutil.copy(server["log"], shots / "failure-streamlit.log")
+        raise
+
+
+def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     photo = tmp_path / "chelsea.png"
     Image.fromarray(skdata.chelsea()).save(photo)
 
