@@ -141,6 +141,7 @@ def bad_cases() -> tuple[Case, ...]:
         Case("liar.png", png_bytes(100_000, 100_000, idat=zlib.compress(b"\x00" * 64)),
              "image too large: 100000x100000"),
         Case("liar.jpg", jpeg_claiming(60_000, 60_000), "image too large: 60000x60000"),
+        Case("sliver.png", png_bytes(200_000, 8), "image too elongated: 200000x8"),
         Case("cmyk.jpg", _cmyk_jpeg(), OK),
         Case("gray16.png", _gray16_png(), OK),
         Case("palette-transparent.png", _palette_png_with_transparency(), OK),
@@ -152,6 +153,8 @@ def bad_cases() -> tuple[Case, ...]:
         Case("drawing.svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
              b'width="10" height="10"><rect width="10" height="10"/></svg>\n',
              "unsupported image format: SVG"),
+        Case("figure.eps", encode(Image.new("RGB", (8, 8)), "EPS"),     # Pillow would run Ghostscript
+             "unsupported image format: EPS"),
         Case("document.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
              "unsupported image format: PDF"),
     )

@@ -111,6 +111,18 @@ def test_decompression_bomb_is_refused_before_decoding(files):
     assert files["bomb.png"].stat().st_size < 100_000      # a small file that would be 400 MB
 
 
+def test_a_sliver_is_refused_before_resizing_blows_it_up(classifier):
+    # only 1.6 M pixels, but resizing its short side to the model's input needs over a GB
+    with pytest.raises(ImageError, match="image too elongated: 200000x8"):
+        classifier.predict(Image.new("RGB", (200_000, 8)))
+
+
+def test_a_lazily_opened_truncated_pil_image_raises_image_error(files):
+    with Image.open(files["truncated.jpg"]) as image:
+        with pytest.raises(ImageError, match="photo.jpg: truncated JPEG"):
+            load_image(image, name="photo.jpg")
+
+
 # --- the Python API ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
