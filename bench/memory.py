@@ -2,9 +2,10 @@
 
     python bench/memory.py CHECKPOINT... [--threads N] [--backend onnx|pytorch]
 
-Prints JSON: RSS before loading, after loading, after one predict-all on one image and after one
-on a batch of 16, the float32 bytes of the weights, and each model's load time (exports cached
-by an earlier load are reused, so this also shows what a warm cache costs).
+Prints JSON: RSS before loading, after loading, after one predict-all on one image, after one on
+a batch of 16 and after one Grad-CAM per model (which builds each torch module, skipped by a load
+that finds a cached export), the float32 bytes of the weights, and each model's load time
+(exports cached by an earlier load are reused, so this also shows what a warm cache costs).
 """
 from __future__ import annotations
 
@@ -69,8 +70,11 @@ def main() -> None:
     one = rss_mb()
     predict_all(classifiers, images)
     sixteen = rss_mb()
+    for clf in classifiers:  # Grad-CAM needs each torch module too
+        clf.explain(images[0])
+    cams = rss_mb()
     print(json.dumps({"rss_start_mb": before, "rss_loaded_mb": loaded, "rss_1_image_mb": one,
-                      "rss_16_images_mb": sixteen, "load_s": load_s,
+                      "rss_16_images_mb": sixteen, "rss_after_cams_mb": cams, "load_s": load_s,
                       "backends": {c.name: c.backend for c in classifiers},
                       "weights_f32_mb": sum(weight_bytes(c.model) for c in classifiers) / 2**20}))
 

@@ -6,6 +6,7 @@ import csv
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -16,7 +17,7 @@ from fvcore.architectures import create_model, get_spec
 from fvcore.card import ModelCard
 from fvcore.classifier import Classifier
 from fvcore.errors import CheckpointError, FvError
-from fvcore.fastpath import use_backend
+from fvcore.fastpath import cached_export, default_backend, use_backend
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
@@ -138,21 +139,10 @@ def get_spec_or_raise(card: ModelCard, folder: Path) -> None:
         raise CheckpointError(str(exc), source=str(folder)) from None
 
 
-def load_checkpoint(path: str | Path, *, name: str = "",
-                    backend: Optional[str] = None) -> Classifier:
-    """Load a checkpoint folder as a :class:`Classifier` (float32, eval mode).
-
-    ``backend`` runs predictions on ``onnx`` (the cached ONNX Runtime fast path, falling back to
-    PyTorch with a warning) or ``pytorch``; default ``$FVCORE_BACKEND``, else onnx when installed.
-
-    Raises CheckpointError with a one-line reason for a missing file, a corrupt safetensors, an
-    unknown architecture or a card that does not match the weights.
-    """
+def build_model(folder: Path, card: ModelCard) -> nn.Module:
+    """The checkpoint's torch module: card -> create_model -> strict load of the weights."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-    folder = Path(path)
-    entry = read_entry(folder)
-    card = entry.card
     model, _ = create_model(card.arch, len(card.classes), image_size=card.image_size)
     try:
         state = {k: v.float() if v.is_floating_point() else v
@@ -165,7 +155,38 @@ def load_checkpoint(path: str | Path, *, name: str = "",
         first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
         raise CheckpointError(f"weights do not match arch {card.arch}: {first[:160]}",
                               source=str(folder)) from None
-    classifier = Classifier(model, card, name=name or folder.name, path=folder)
+    return model
+
+
+def _build_unchanged(folder: Path, card: ModelCard, export: Path) -> nn.Module:
+    """build_model for a classifier whose predictions come from ``export``: the weights must
+    still be the ones exported, or predictions and Grad-CAM would disagree."""
+    if cached_export(folder, card) != export:
+        raise CheckpointError(f"{WEIGHTS} changed since the checkpoint was loaded; load it again",
+                              source=str(folder))
+    return build_model(folder, card)
+
+
+def load_checkpoint(path: str | Path, *, name: str = "",
+                    backend: Optional[str] = None) -> Classifier:
+    """Load a checkpoint folder as a :class:`Classifier` (float32, eval mode).
+
+    ``backend`` runs predictions on ``onnx`` (the cached ONNX Runtime fast path, falling back to
+    PyTorch with a warning) or ``pytorch``; default ``$FVCORE_BACKEND``, else onnx when installed.
+    With onnx and an export cached for exactly these weights, the torch module is built only when
+    first used (Grad-CAM), so loading is quick and holds one copy of the weights.
+
+    Raises CheckpointError with a one-line reason for a missing file, a corrupt safetensors, an
+    unknown architecture or a card that does not match the weights.
+    """
+    folder = Path(path)
+    card = read_entry(folder).card
+    backend = backend or default_backend()
+    export = cached_export(folder, card) if backend == "onnx" else None
+    loader = partial(_build_unchanged, folder, card, export) if export else \
+        partial(build_model, folder, card)
+    classifier = Classifier(None if export else build_model(folder, card), card,
+                            name=name or folder.name, path=folder, loader=loader)
     use_backend(classifier, backend)
     return classifier
 

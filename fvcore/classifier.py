@@ -25,6 +25,10 @@ def eval_preset(card: ModelCard) -> EvalPreset:
                       std=card.std)
 
 
+def _eval_module(model: nn.Module) -> nn.Module:
+    return model.float().eval().requires_grad_(False)
+
+
 class Classifier:
     """One trained model: its card, its float32 eval-mode module, predict and Grad-CAM.
 
@@ -32,9 +36,14 @@ class Classifier:
     its lock (grad-cam's hooks live on the shared module).
     """
 
-    def __init__(self, model: nn.Module, card: ModelCard, *, name: str = "",
-                 path: Optional[Path] = None) -> None:
-        self.model = model.float().eval().requires_grad_(False)
+    def __init__(self, model: Optional[nn.Module], card: ModelCard, *, name: str = "",
+                 path: Optional[Path] = None,
+                 loader: Optional[Callable[[], nn.Module]] = None) -> None:
+        if model is None and loader is None:
+            raise FvError(f"classifier {name or card.arch!r} needs a model or a loader")
+        self._model = None if model is None else _eval_module(model)
+        self._loader = loader
+        self._model_lock = threading.Lock()
         self.card = card
         self.name = name or card.arch
         self.path = path
@@ -46,6 +55,25 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({self.name!r}, arch={self.card.arch}, classes={len(self.classes)})"
+
+    @property
+    def model(self) -> nn.Module:
+        """The float32 eval-mode torch module (Grad-CAM, training, the eager path). When the fast
+        path predicts from a cached export, loading skipped it: it is built on first use."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = _eval_module(self._loader())
+        return self._model
+
+    @model.setter
+    def model(self, module: nn.Module) -> None:
+        self._model = _eval_module(module)
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the torch module is in memory (see :attr:`model`)."""
+        return self._model is not None
 
     @property
     def classes(self) -> list[str]:

@@ -12,6 +12,7 @@ checkpoint folder is read-only the file goes to ``$XDG_CACHE_HOME/fvcore/onnx/``
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.util
 import io
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fvcore.card import ModelCard
 from fvcore.classifier import Classifier
 from fvcore.errors import FvError
 
@@ -68,20 +70,34 @@ def user_cache_dir() -> Path:
     return Path(base) / "fvcore" / "onnx"
 
 
-def cache_key(clf: Classifier) -> str:
-    """First 16 hex digits of SHA-256 over the weights file, the input size and export settings."""
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with open(Path(clf.path) / WEIGHTS, "rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    digest.update(f"|{clf.card.arch}|{clf.card.image_size}|{EXPORT_TAG}".encode())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
-def cache_candidates(clf: Classifier, key: str) -> list[Path]:
-    """Where the export for ``key`` may live, preferred first."""
-    name = f"model-{key}.onnx"
-    return [Path(clf.path) / CACHE_DIR / name, user_cache_dir() / name]
+def cache_key(folder: Path, card: ModelCard) -> str:
+    """First 16 hex digits of SHA-256 over the weights' hash, the input size and export settings
+    (the file's hash is remembered per size and modification time within a process)."""
+    weights = Path(folder) / WEIGHTS
+    stat = weights.stat()
+    text = f"{_file_digest(str(weights), stat.st_size, stat.st_mtime_ns)}|{card.arch}|" \
+           f"{card.image_size}|{EXPORT_TAG}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_candidates(folder: Path, card: ModelCard) -> list[Path]:
+    """Where the export of these weights may live, preferred first."""
+    name = f"model-{cache_key(folder, card)}.onnx"
+    return [Path(folder) / CACHE_DIR / name, user_cache_dir() / name]
+
+
+def cached_export(folder: Path, card: ModelCard) -> Optional[Path]:
+    """The parity-checked export of exactly these weights, if one was cached."""
+    return next((p for p in cache_candidates(folder, card) if p.is_file()), None)
 
 
 def export_onnx(model: nn.Module, image_size: int) -> bytes:
@@ -171,7 +187,7 @@ def _store(data: bytes, candidates: list[Path]) -> Optional[Path]:
 def build_runner(clf: Classifier, *, threads: int = 0) -> OnnxRunner:
     """Open the cached export, or export, parity-check and cache it. Raises on any failure."""
     import onnxruntime  # noqa: F401 - fail here, before exporting, when it is missing
-    candidates = cache_candidates(clf, cache_key(clf)) if clf.path else []
+    candidates = cache_candidates(clf.path, clf.card) if clf.path else []
     for path in candidates:
         if path.is_file():
             return OnnxRunner(make_session(path, threads=threads), str(path))
@@ -215,4 +231,6 @@ def use_backend(clf: Classifier, backend: Optional[str] = None,
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise FvError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return enable_fast_path(clf, threads) if backend == "onnx" else disable_fast_path(clf)
+    used = enable_fast_path(clf, threads) if backend == "onnx" else disable_fast_path(clf)
+    release_free_memory()  # what loading the weights and exporting freed
+    return used
