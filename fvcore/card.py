@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -71,6 +73,14 @@ class ModelCard:
             if (not isinstance(value, list) or len(value) != 3
                     or not all(isinstance(v, (int, float)) for v in value)):
                 raise CheckpointError(f"card.json {name!r} must be 3 numbers", source=source)
+        if not all(math.isfinite(v) for v in data["mean"] + data["std"]) or min(data["std"]) <= 0:
+            raise CheckpointError("card.json 'mean' and 'std' must be finite, 'std' above 0",
+                                  source=source)
+        _check_types(cls, {k: v for k, v in data.items() if k in known}, source)
+        resize = data.get("resize_size")
+        if resize is not None and not data["image_size"] <= resize <= 2048:
+            raise CheckpointError("card.json 'resize_size' must be an integer in image_size..2048",
+                                  source=source)
         if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
             raise CheckpointError(f"card.json schema {data['schema_version']} is newer than this "
                                   f"fvcore ({SCHEMA_VERSION}); upgrade fvcore", source=source)
@@ -94,3 +104,35 @@ class ModelCard:
     def group_of(self, label: str) -> Optional[str]:
         """The group of a class (e.g. fruit/vegetable), or None when the card has no groups."""
         return self.groups.get(label)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type of a card field (bool is not a number here)."""
+    if typing.get_origin(hint) is typing.Union:
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is Any:
+        return True
+    kind, args = typing.get_origin(hint) or hint, typing.get_args(hint)
+    if kind is type(None):
+        return value is None
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if not isinstance(value, (int, float) if kind is float else kind):
+        return False
+    if kind is list and args:
+        return all(_matches(item, args[0]) for item in value)
+    if kind is dict and args:
+        return all(_matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items())
+    return True
+
+
+def _check_types(cls: type, data: dict[str, Any], source: str) -> None:
+    """Every present field of a card has the type its annotation says (one line per mismatch)."""
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if not _matches(value, hints[name]):
+            hint = hints[name]
+            expected = getattr(hint, "__name__", None) if isinstance(hint, type) else None
+            expected = expected or str(hint).replace("typing.", "")
+            raise CheckpointError(f"card.json {name!r} has the wrong type: expected {expected}, "
+                                  f"got {type(value).__name__}", source=source)
