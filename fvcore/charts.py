@@ -121,20 +121,29 @@ def mcnemar(pvals: pd.DataFrame, text: pd.DataFrame, n_images: int) -> go.Figure
                    "model", "model", height=_square(len(pvals), base=320, per_class=60))
 
 
-def cam_grid(tiles: Sequence[tuple[str, Image.Image]], *, tile: int = 256,
-             columns: int = 4) -> bytes:
-    """The Grad-CAM overlays side by side with their captions, as PNG bytes."""
-    font = ImageFont.load_default()
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened with an ellipsis until it is at most ``width`` pixels wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def cam_grid(tiles: Sequence[tuple[str, Image.Image]], *, tile: int = 320,
+             columns: int = 4, gap: int = 8) -> bytes:
+    """The Grad-CAM overlays side by side, each under a two-line caption, as PNG bytes."""
+    font = ImageFont.load_default(size=13)
     columns = max(1, min(columns, len(tiles)))
     rows = -(-len(tiles) // columns)
-    caption = 34
-    grid = Image.new("RGB", (columns * tile, rows * (tile + caption)), "white")
+    caption, step = 38, tile + gap
+    grid = Image.new("RGB", (columns * step + gap, rows * (step + caption) + gap), "white")
     draw = ImageDraw.Draw(grid)
     for i, (title, image) in enumerate(tiles):
-        x, y = (i % columns) * tile, (i // columns) * (tile + caption)
+        x, y = gap + (i % columns) * step, gap + (i // columns) * (step + caption)
         grid.paste(image.convert("RGB").resize((tile, tile)), (x, y + caption))
         for j, line in enumerate(title.split("\n")[:2]):
-            draw.text((x + 4, y + 3 + 15 * j), line[:42], fill="black", font=font)
+            draw.text((x, y + 2 + 17 * j), _fit(draw, line, font, tile), fill="black", font=font)
     out = io.BytesIO()
     grid.save(out, format="PNG")
     return out.getvalue()

@@ -241,7 +241,8 @@ def _explain(path: str, stamp: float, data: bytes, target: Optional[str], method
     result, faith = clf.explain(image, target, method, score=score)
     return {"crop": clf.preset.crop(image), "heatmap": result.heatmap,
             "probs": np.asarray(result.probs), "target": clf.classes[result.target],
-            "pred": clf.classes[int(np.argmax(result.probs))], "faithfulness": faith,
+            "pred": clf.classes[int(np.argmax(result.probs))],
+            "pred_prob": float(np.max(result.probs)), "faithfulness": faith,
             "ms": result.ms}
 
 

@@ -41,15 +41,14 @@ with webapp.guard("Grad-CAM"):
                 cam = webapp.explain(entry, data, None if target == PREDICTED else target,
                                      method, score)
             image = overlay(cam["crop"], cam["heatmap"], alpha=alpha)
-            prob = cam["probs"][entry.card.classes.index(cam["pred"])]
-            st.image(image, caption=f"{entry.name}: {LABELS[method]} of {cam['target']}",
-                     width="stretch")
-            lines = [f"predicts **{cam['pred']}** ({prob:.0%}) · {cam['ms']:.0f} ms"]
-            if cam["faithfulness"] is not None:
-                lines.append(f"faithfulness **{round(cam['faithfulness'], 2) + 0.0:+.2f}** "
-                             f"for p({cam['target']})")
-            st.markdown("  \n".join(lines))
-            tiles.append((f"{entry.name}\n{cam['target']} ({LABELS[method]})", image))
+            title = f"{entry.name}: {LABELS[method]} of {cam['target']}"
+            verdict = f"predicts {cam['pred']} ({cam['pred_prob']:.0%})"
+            faith = ("" if cam["faithfulness"] is None
+                     else f"faithfulness {round(cam['faithfulness'], 2) + 0.0:+.2f}")
+            st.image(image, caption=title, width="stretch")
+            st.markdown(f"{verdict} · {cam['ms']:.0f} ms"
+                        + (f"  \n{faith} for p({cam['target']})" if faith else ""))
+            tiles.append((f"{title}\n{verdict}" + (f" · {faith}" if faith else ""), image))
 if tiles:
     st.download_button("Download the grid (PNG)", charts.cam_grid(tiles), "gradcam-grid.png",
                        "image/png", key="cam_download", icon=":material/download:")

@@ -1,0 +1,112 @@
+"""The app's pure data preparation (fvcore.dashboard) and figures (fvcore.charts), on tiny
+hand-made inputs."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fvcore import charts, dashboard
+from fvcore.checkpoint import scan
+from fvcore.evaluate import Predictions
+
+CLASSES = ["a", "b", "c"]
+
+
+def preds(labels, predicted, confidence=0.8) -> Predictions:
+    probs = np.full((len(labels), 3), (1 - confidence) / 2)
+    probs[np.arange(len(labels)), predicted] = confidence
+    return Predictions([f"test/{CLASSES[l]}/{i}.png" for i, l in enumerate(labels)],
+                       np.array(labels), probs, CLASSES)
+
+
+def test_pareto_front_keeps_models_nothing_cheaper_beats():
+    table = pd.DataFrame({"model": list("wxyz"), "gflops": [1.0, 2.0, 3.0, 4.0],
+                          "accuracy": [0.5, 0.4, 0.7, 0.6]})
+    assert list(dashboard.pareto_front(table, "gflops")["model"]) == ["w", "y"]
+
+
+@pytest.mark.parametrize("top1, majority, dissent", [
+    ({"m1": "a", "m2": "a", "m3": "b"}, "a", ["m3"]),
+    ({"m1": "a", "m2": "a"}, "a", []),
+    ({"m1": "a", "m2": "b"}, None, ["m1", "m2"]),
+])
+def test_agreement_names_the_majority_and_the_dissenters(top1, majority, dissent):
+    assert dashboard.agreement(top1) == (majority, dissent)
+
+
+def test_short_names_drop_the_dataset_folder(checkpoint_root):
+    entries, _ = scan(checkpoint_root)
+    assert [e.name for e in dashboard.short_names(entries, "shapes")] == \
+        ["cnn", "efficientnet_lite0", "vit"]
+
+
+def test_confusion_normalised_rows_and_difference():
+    a = dashboard.reports({"a": preds([0, 0, 1, 2], [0, 1, 1, 2])})["a"]
+    b = dashboard.reports({"b": preds([0, 0, 1, 2], [0, 0, 1, 2])})["b"]
+    cm = dashboard.confusion_frame(a, CLASSES, normalise=True)
+    assert np.allclose(cm.sum(1), 1.0) and cm.loc["a", "b"] == 0.5
+    diff = dashboard.confusion_difference(a, b, CLASSES)
+    assert diff.loc["a", "b"] == 1 and diff.loc["a", "a"] == -1 and diff.to_numpy().sum() == 0
+
+
+def test_mcnemar_matrix_is_symmetric_with_empty_diagonal():
+    models = {"x": preds([0, 1, 2, 0], [0, 1, 2, 0]), "y": preds([0, 1, 2, 0], [1, 1, 2, 0]),
+              "z": preds([0, 1, 2, 0], [1, 2, 0, 1])}
+    pvals, text, result = dashboard.mcnemar_matrix(models)
+    assert np.isnan(np.diag(pvals.to_numpy())).all()
+    assert pvals.loc["x", "z"] == pvals.loc["z", "x"] and "only x right: 4" in text.loc["x", "z"]
+    assert result["n_images"] == 4
+
+
+def test_misclassified_are_the_wrong_ones_most_confident_first():
+    p = preds([0, 1, 2], [1, 1, 0])
+    p.probs[2] = [0.95, 0.03, 0.02]
+    wrong = dashboard.misclassified(p)
+    assert list(wrong["true"]) == ["c", "a"] and wrong["prob"][0] == pytest.approx(0.95)
+
+
+def test_reliability_bins_and_ece_per_model():
+    frame, eces = dashboard.reliability({"m": preds([0, 1, 2, 0], [0, 1, 2, 1], confidence=0.9)})
+    assert eces["m"] == pytest.approx(abs(0.75 - 0.9)) and frame["count"].sum() == 4
+
+
+def test_resolve_image_searches_dataset_folders_and_dataset_roots(tmp_path):
+    image = tmp_path / "shared" / "shapes" / "test" / "a" / "x.png"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"png")
+    assert dashboard.resolve_image("test/a/x.png", "shapes", [tmp_path / "shared"]) == image
+    assert dashboard.resolve_image("test/a/x.png", "other", [tmp_path / "shared" / "shapes"]) == image
+    assert dashboard.resolve_image("test/a/y.png", "shapes", [tmp_path / "shared"]) is None
+
+
+def test_curves_long_has_both_splits_and_metrics():
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.6],
+                            "train_acc": [0.5, 0.7], "val_acc": [0.4, 0.6]})
+    long = dashboard.curves_long({"m": history})
+    assert len(long) == 8 and set(long["split"]) == {"train", "validation"}
+    fig = charts.curves(long, "loss", log_y=True)
+    assert fig.layout.title.text and fig.layout.yaxis.title.text == "loss (log scale)"
+
+
+def test_every_chart_has_a_title_and_axis_labels(checkpoint_root):
+    entries, _ = scan(checkpoint_root)
+    table = dashboard.models_table(entries)
+    full = dashboard.reports({"m": preds([0, 1, 2], [0, 1, 1])})
+    figures = [
+        charts.efficiency(table, dashboard.pareto_front(table, "gflops"), "gflops", "GFLOPs", "t"),
+        charts.top_k_bars(dashboard.top_k(CLASSES, np.array([0.2, 0.5, 0.3]), 2), "Top-2"),
+        charts.heatmap(dashboard.per_class_f1(full), "F1", "model", "class"),
+        charts.reliability(*dashboard.reliability({"m": preds([0, 1], [0, 1])})),
+    ]
+    for fig in figures:
+        assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+
+
+def test_cam_grid_is_a_png_with_one_tile_per_model():
+    tiles = [(f"model {i}\npredicts a", Image.new("RGB", (64, 64), "red")) for i in range(5)]
+    grid = Image.open(io.BytesIO(charts.cam_grid(tiles, tile=100, columns=4)))
+    assert grid.format == "PNG" and grid.width > 4 * 100 and grid.height > 2 * 100
