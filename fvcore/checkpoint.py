@@ -17,7 +17,7 @@ from fvcore.architectures import create_model, get_spec
 from fvcore.card import ModelCard
 from fvcore.classifier import Classifier
 from fvcore.errors import CheckpointError, FvError
-from fvcore.fastpath import cached_export, default_backend, use_backend
+from fvcore.fastpath import cache_key, cached_export, default_backend, use_backend
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
@@ -158,10 +158,10 @@ def build_model(folder: Path, card: ModelCard) -> nn.Module:
     return model
 
 
-def _build_unchanged(folder: Path, card: ModelCard, export: Path) -> nn.Module:
-    """build_model for a classifier whose predictions come from ``export``: the weights must
-    still be the ones exported, or predictions and Grad-CAM would disagree."""
-    if cached_export(folder, card) != export:
+def _build_unchanged(folder: Path, card: ModelCard, key: str) -> nn.Module:
+    """build_model for a classifier that predicts from the export of the weights with cache key
+    ``key``: they must still be those weights, or predictions and Grad-CAM would disagree."""
+    if cache_key(folder, card) != key:
         raise CheckpointError(f"{WEIGHTS} changed since the checkpoint was loaded; load it again",
                               source=str(folder))
     return build_model(folder, card)
@@ -183,7 +183,7 @@ def load_checkpoint(path: str | Path, *, name: str = "",
     card = read_entry(folder).card
     backend = backend or default_backend()
     export = cached_export(folder, card) if backend == "onnx" else None
-    loader = partial(_build_unchanged, folder, card, export) if export else \
+    loader = partial(_build_unchanged, folder, card, cache_key(folder, card)) if export else \
         partial(build_model, folder, card)
     classifier = Classifier(None if export else build_model(folder, card), card,
                             name=name or folder.name, path=folder, loader=loader)

@@ -6,8 +6,10 @@ missing, or export or the parity check fails, :func:`enable_fast_path` keeps PyT
 
 Cache layout: ``<checkpoint>/.onnx/model-<key>.onnx``, where ``key`` is the first 16 hex digits of
 the SHA-256 of ``model.safetensors`` plus the input size and the export settings. A cached file
-was written only after it passed the parity check, so a later load just opens it. When the
-checkpoint folder is read-only the file goes to ``$XDG_CACHE_HOME/fvcore/onnx/`` instead.
+was written only after it passed the parity check, so a later load just opens it (and
+``load_checkpoint`` then builds the torch module only when Grad-CAM first needs it); one that
+cannot be opened is deleted and exported again. When the checkpoint folder is read-only the file
+goes to ``$XDG_CACHE_HOME/fvcore/onnx/`` instead.
 """
 from __future__ import annotations
 
@@ -190,7 +192,10 @@ def build_runner(clf: Classifier, *, threads: int = 0) -> OnnxRunner:
     candidates = cache_candidates(clf.path, clf.card) if clf.path else []
     for path in candidates:
         if path.is_file():
-            return OnnxRunner(make_session(path, threads=threads), str(path))
+            try:
+                return OnnxRunner(make_session(path, threads=threads), str(path))
+            except Exception:  # noqa: BLE001 - ORT errors are plain Exceptions: drop, re-export
+                path.unlink(missing_ok=True)
     data = export_onnx(clf.model, clf.card.image_size)
     runner = OnnxRunner(make_session(data, threads=threads), "memory")
     error = parity_error(clf, runner)

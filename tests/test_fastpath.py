@@ -102,6 +102,17 @@ def test_weights_replaced_after_a_cached_load_are_not_mixed_in(checkpoint_root, 
         clf.model
 
 
+def test_a_corrupt_cached_export_is_replaced(checkpoint_root, tmp_path):
+    folder = copy_checkpoint(checkpoint_root / "shapes" / "cnn", tmp_path / "cnn")
+    load_checkpoint(folder, backend="onnx")
+    (cached,) = exports(folder)
+    cached.write_bytes(b"not a protobuf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastPathWarning)
+        assert load_checkpoint(folder, backend="onnx").backend == "onnx"
+    assert exports(folder) == [cached] and cached.stat().st_size > 1000
+
+
 def test_changed_weights_rebuild_the_stale_export(checkpoint_root, tmp_path, photos):
     folder = copy_checkpoint(checkpoint_root / "shapes" / "cnn", tmp_path / "cnn")
     (old,) = exports(load_checkpoint(folder, backend="onnx").path)
