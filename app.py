@@ -4,9 +4,9 @@ import streamlit as st
 
 from fvcore import webapp
 
-st.set_page_config(page_title="fvcore workbench", page_icon=":material/compare:", layout="wide")
+webapp.configure()
 page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default, help=p.about)
                       for p in webapp.PAGES])
-webapp.style()
 webapp.sidebar()
-page.run()
+with webapp.entrypoint():
+    page.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ log = logging.getLogger("fvcore.app")
 
 ENV_CHECKPOINTS, ENV_RUNS_DB, ENV_SAMPLES = "FVCORE_CHECKPOINTS", "FVCORE_RUNS_DB", "FVCORE_SAMPLES"
 SELECTION = "_fv_selection"
+_entry = threading.local()   # set while app.py runs the page (per script thread)
 
 
 @dataclass(frozen=True)
@@ -260,9 +262,21 @@ def thumbnail(path: str, size: int = 320):
     return image
 
 
-def style() -> None:
-    """Less empty space above the page title on a laptop screen."""
+def configure() -> None:
+    """Wide layout, title, and less empty space above the page title."""
+    st.set_page_config(page_title="fvcore workbench", page_icon=":material/compare:",
+                       layout="wide")
     st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
+
+
+@contextmanager
+def entrypoint() -> Iterator[None]:
+    """app.py runs the page inside this: the sidebar it rendered belongs to this run."""
+    _entry.active = True
+    try:
+        yield
+    finally:
+        _entry.active = False
 
 
 # -- the sidebar --------------------------------------------------------------------------------
@@ -299,8 +313,13 @@ def sidebar() -> Selection:
 
 
 def selection() -> Selection:
-    """The sidebar's current choice (set by app.py before the page runs)."""
-    return st.session_state.get(SELECTION) or Selection(Path(checkpoints_default()))
+    """The sidebar's current choice, rendered by app.py before the page. A page run without
+    app.py (Streamlit's ``pages/``-folder mode, used by a fresh server until the first
+    ``st.navigation`` call and by AppTest on reruns) renders the sidebar itself."""
+    if getattr(_entry, "active", False) and SELECTION in st.session_state:
+        return st.session_state[SELECTION]
+    configure()
+    return sidebar()
 
 
 def require_models(sel: Selection) -> None:

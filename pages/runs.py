@@ -6,6 +6,7 @@ import streamlit as st
 from fvcore import charts, dashboard, panels, webapp
 from fvcore.runs import list_runs, run_epochs
 
+webapp.selection()  # the shared sidebar
 st.title("Training runs")
 db = st.text_input("Run registry", value=webapp.runs_db_default(), key="runs_db",
                    help="The SQLite file `python -m fvcore train` records runs in.")

@@ -90,6 +90,14 @@ def test_missing_checkpoints_folder_gives_a_hint_not_a_traceback(tmp_path, monke
     assert not at.exception and "No checkpoints found" in at.info[0].value
 
 
+def test_sidebar_is_on_every_page_and_switching_the_folder_takes_effect(app, tmp_path):
+    open_page(app, "pages/compare.py")
+    assert app.sidebar.text_input(key="checkpoints_dir").value
+    app.sidebar.text_input(key="checkpoints_dir").set_value(str(tmp_path)).run()
+    assert not app.exception and "No checkpoints found" in app.info[0].value
+    assert not app.sidebar.selectbox  # no dataset to pick
+
+
 def test_predict_shows_one_result_block_per_model_and_the_ensemble(app):
     open_page(app, "pages/predict.py")
     app.file_uploader(key="predict_upload").set_value(

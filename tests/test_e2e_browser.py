@@ -161,11 +161,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     photo = tmp_path / "chelsea.png"
     Image.fromarray(skdata.chelsea()).save(photo)
 
-    visit(page, server, "", "Image-classifier workbench")
-    assert page.get_by_text("shapes/broken").count() >= 1
-    no_exception(page)
-    snap(page, shots / "1-home.png")
-
+    # a deep link first, on the fresh server (before any st.navigation call has been seen)
     visit(page, server, "predict", "Upload one or more photos")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
     for name in MODELS:
@@ -174,6 +170,12 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     assert page.locator('[data-testid="stMetric"]').count() == len(MODELS) + 1  # + ensemble
     no_exception(page)
     snap(page, shots / "2-predict.png")
+
+    # then the home page
+    visit(page, server, "", "Image-classifier workbench")
+    assert page.get_by_text("shapes/broken").count() >= 1
+    no_exception(page)
+    snap(page, shots / "1-home.png")
 
     visit(page, server, "gradcam", "Upload a photo")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
