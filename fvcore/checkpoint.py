@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from fvcore.fastpath import cache_key, cached_export, default_backend, use_backe
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -44,21 +46,50 @@ class Entry:
     card: ModelCard
 
 
+class WriteError(FvError, OSError):
+    """A file that could not be written (disk full, read-only folder); the old file is kept.
+    Also an OSError, so callers that fall back on I/O failures still do."""
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file.
+
+    A failure (a full disk, a read-only folder) raises :class:`WriteError` naming the file and
+    leaves the previous ``path`` untouched and no temporary file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, OSError) or isinstance(exc, FvError):
+            raise
+        hint = "the disk is full; free some space" if exc.errno == errno.ENOSPC else \
+            "check the folder is writable"
+        error = WriteError(f"cannot write {path.name}: {exc.strerror or exc} ({hint}); "
+                           "the previous file, if any, is unchanged", source=str(path.parent))
+        error.errno = exc.errno
+        raise error from None
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete what a killed :func:`atomic_write` left in ``folder`` and its ``.train/``
+    (``.<name>.<random>.tmp``); returns the deleted paths."""
+    folder = Path(folder)
+    stale = [p for d in (folder, folder / ".train") if d.is_dir()
+             for p in d.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def save_weights(path: Path, model: nn.Module, *, half: bool = True) -> None:

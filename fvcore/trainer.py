@@ -26,7 +26,7 @@ from fvcore import runs
 from fvcore.architectures import create_model, get_spec, get_submodule
 from fvcore.card import ModelCard
 from fvcore.checkpoint import HISTORY, atomic_write, load_checkpoint, rows_to_csv, \
-    HISTORY_COLUMNS, save_checkpoint
+    HISTORY_COLUMNS, remove_temp_files, save_checkpoint
 from fvcore.cost import count_flops, count_params
 from fvcore.data import DataSplits, ImageListDataset, load_splits
 from fvcore.errors import FvError
@@ -111,6 +111,8 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out, rank)
+    if rank == 0 and (stale := remove_temp_files(out)):
+        log.info(f"removed {len(stale)} temporary file(s) left by an interrupted run")
     _seed_everything(config.seed)
     data = load_splits(config.data, val_fraction=config.val_fraction, seed=config.seed)
     spec = get_spec(config.arch)
