@@ -12,6 +12,7 @@ from PIL import Image
 
 from fvcore.classifier import Classifier
 from fvcore.errors import FvError
+from fvcore.fastpath import release_free_memory
 from fvcore.images import ImageInput, load_image
 
 
@@ -46,6 +47,8 @@ def batch_probs(classifiers: Sequence[Classifier], images: Sequence[Image.Image]
         start = time.perf_counter()
         probs = clf.predict_tensor(tensors[key])
         out[clf.name] = (probs, (time.perf_counter() - start) * 1000.0 / max(1, len(images)))
+    if len(images) > 1:  # a batch's activations are freed but glibc would keep the peak
+        release_free_memory()
     return out
 
 
