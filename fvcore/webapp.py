@@ -269,6 +269,12 @@ def configure() -> None:
     st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
 
 
+def navigation():
+    """The app's navigation, built from :data:`PAGES`; returns the page to run."""
+    return st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default,
+                                  help=p.about) for p in PAGES])
+
+
 @contextmanager
 def entrypoint() -> Iterator[None]:
     """app.py runs the page inside this: the sidebar it rendered belongs to this run."""
@@ -313,13 +319,16 @@ def sidebar() -> Selection:
 
 
 def selection() -> Selection:
-    """The sidebar's current choice, rendered by app.py before the page. A page run without
-    app.py (Streamlit's ``pages/``-folder mode, used by a fresh server until the first
-    ``st.navigation`` call and by AppTest on reruns) renders the sidebar itself."""
-    if getattr(_entry, "active", False) and SELECTION in st.session_state:
-        return st.session_state[SELECTION]
-    configure()
-    return sidebar()
+    """The sidebar's current choice, rendered by app.py before the page.
+
+    Streamlit runs a page without app.py while it still thinks this is a ``pages/``-folder app
+    (a fresh server's first run on a deep link, every AppTest rerun). Such a run registers the
+    real navigation and reruns at once, so the page always runs the normal way, through app.py.
+    """
+    if not getattr(_entry, "active", False):
+        navigation()
+        st.rerun()
+    return st.session_state[SELECTION]
 
 
 def require_models(sel: Selection) -> None:

@@ -27,6 +27,24 @@ def png(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """Run every AppTest run the way a live server runs after its first page view: through
+    app.py's st.navigation. (AppTest re-detects the pages/ folder before each run and would
+    otherwise start in Streamlit's folder mode, which a live server leaves for good at its first
+    st.navigation call; fvcore.webapp.selection handles that first run, the browser test covers
+    it with a deep link.) Streamlit is pinned in requirements.txt."""
+    from streamlit.runtime.pages_manager import PagesManager
+    detect = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        detect(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    return detect
+
+
 @pytest.fixture(scope="module")
 def app_root(tmp_path_factory, checkpoint_root) -> Path:
     """The fixture checkpoints plus one broken folder (weights that are not safetensors)."""
@@ -96,6 +114,15 @@ def test_sidebar_is_on_every_page_and_switching_the_folder_takes_effect(app, tmp
     app.sidebar.text_input(key="checkpoints_dir").set_value(str(tmp_path)).run()
     assert not app.exception and "No checkpoints found" in app.info[0].value
     assert not app.sidebar.selectbox  # no dataset to pick
+
+
+def test_a_page_run_in_folder_mode_reruns_through_app_py(app, navigation_mode, monkeypatch):
+    from streamlit.runtime.pages_manager import PagesManager
+    monkeypatch.setattr(PagesManager, "__init__", navigation_mode)  # AppTest's own detection
+    open_page(app, "pages/predict.py")
+    no_failure(app)
+    assert app.title[0].value == "Predict"
+    assert app.sidebar.multiselect[0].value == list(MODELS)
 
 
 def test_predict_shows_one_result_block_per_model_and_the_ensemble(app):

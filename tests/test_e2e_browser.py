@@ -142,6 +142,22 @@ def snap(page, path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
+def upload(page, path: Path) -> None:
+    """Put a file into the page's uploader and wait until it shows as uploaded. A file set
+    while the page is still re-rendering (e.g. the first run of a fresh server swapping its
+    menu) can be dropped by the browser widget, so it is set again, at most three times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    uploader = page.locator('[data-testid="stFileUploader"]').first
+    for attempt in range(3):
+        uploader.locator('input[type="file"]').set_input_files(str(path))
+        try:
+            uploader.get_by_text(path.name).wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            settle(page)
+    raise AssertionError(f"{path.name} never showed as uploaded")
+
+
 def no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -163,7 +179,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
 
     # a deep link first, on the fresh server (before any st.navigation call has been seen)
     visit(page, server, "predict", "Upload one or more photos")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    upload(page, photo)
     for name in MODELS:
         page.locator('[data-testid="stMetricLabel"]', has_text=name).first.wait_for()
     settle(page)
@@ -178,7 +194,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     snap(page, shots / "1-home.png")
 
     visit(page, server, "gradcam", "Upload a photo")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    upload(page, photo)
     page.wait_for_function("n => document.querySelectorAll('[data-testid=\"stImage\"]').length"
                            " >= n", arg=len(MODELS))
     settle(page)
@@ -198,7 +214,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     archive.write_bytes(zip_bytes({f"{p.parent.name}/{p.name}": p.read_bytes()
                                    for p in (server["tiny_data"] / "test").rglob("*.png")}))
     visit(page, server, "evaluate", "Evaluate on your images")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(archive))
+    upload(page, archive)
     page.get_by_role("button", name="Evaluate 3 model(s)").click()
     page.get_by_text("Results on 24 images").wait_for()
     settle(page)
