@@ -220,8 +220,9 @@ def mcnemar_matrix(preds: Mapping[str, Predictions]) -> tuple[pd.DataFrame, pd.D
     for pair in result["mcnemar"]:
         a, b, p = pair["a"], pair["b"], pair["p_value"]
         pvals.loc[a, b] = pvals.loc[b, a] = p
-        text.loc[a, b] = f"p={p:.3g}; only {a} right: {pair['only_a']}, only {b} right: {pair['only_b']}"
-        text.loc[b, a] = f"p={p:.3g}; only {b} right: {pair['only_b']}, only {a} right: {pair['only_a']}"
+        for x, y, only_x, only_y in ((a, b, pair["only_a"], pair["only_b"]),
+                                     (b, a, pair["only_b"], pair["only_a"])):
+            text.loc[x, y] = f"p={p:.3g}; only {x} right: {only_x}, only {y} right: {only_y}"
     return pvals, text, result
 
 

@@ -17,9 +17,10 @@ _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_a
 
 def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = None) -> dict:
     """Human column titles and number formats for a dashboard frame."""
-    titles = {**dashboard.TABLE_COLUMNS, **(titles or {}), "weighted_f1": "Weighted F1", "top3_accuracy": "Top-3 acc",
-              "loss": "Loss", "n_images": "Images", "best_val_acc": "Best val acc",
-              "minutes": "Minutes", "epochs": "Epochs"}
+    titles = {**dashboard.TABLE_COLUMNS, "weighted_f1": "Weighted F1",
+              "top3_accuracy": "Top-3 acc", "loss": "Loss", "n_images": "Images",
+              "best_val_acc": "Best val acc", "minutes": "Minutes", "epochs": "Epochs",
+              **(titles or {})}
     config = {}
     for column in frame.columns:
         title = titles.get(column, column.replace("_", " ").capitalize())
@@ -75,7 +76,8 @@ def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: f
             details.insert(0, groups[label])
         st.caption(" · ".join(details))
         if dissent and majority:
-            st.badge(f"differs from the majority ({majority})", icon=":material/call_split:", color="orange")
+            st.badge(f"differs from the majority ({majority})", icon=":material/call_split:",
+                     color="orange")
         st.plotly_chart(charts.top_k_bars(top, f"Top-{len(top)}", highlight=majority),
                         config={"displayModeBar": False})
 

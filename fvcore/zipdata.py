@@ -127,7 +127,8 @@ def extract_labelled_zip(source: bytes | BinaryIO | str | Path, dest: str | Path
             if _is_symlink(info):
                 raise FvError("symbolic link in zip refused", source=info.filename)
             if relative.suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append((info.filename, f"not an image file ({relative.suffix or 'no suffix'})"))
+                kind = relative.suffix or "no suffix"
+                skipped.append((info.filename, f"not an image file ({kind})"))
                 continue
             if info.flag_bits & 0x1:
                 skipped.append((info.filename, "encrypted entry"))

@@ -1,13 +1,13 @@
 """Compare: the dashboard over stored cards, training histories and test predictions."""
 import streamlit as st
 
-from fvcore import charts, dashboard, panels, webapp
+from fvcore import charts, dashboard, panels, webapp, webcache
 
 sel = webapp.selection()
 st.title(f"Compare: {sel.dataset or 'no dataset'}")
 webapp.require_models(sel)
 
-table = dashboard.models_table(sel.models, webapp.latencies(sel.models))
+table = dashboard.models_table(sel.models, webcache.latencies(sel.models))
 overview, training, metrics, gallery = st.tabs(
     ["Overview", "Training curves", "Test metrics", "Misclassified images"])
 
@@ -38,7 +38,7 @@ with overview:
             st.rerun()
 
 with training:
-    long = dashboard.curves_long(webapp.histories(sel.models))
+    long = dashboard.curves_long(webcache.histories(sel.models))
     if long.empty:
         st.info("None of the selected checkpoints has a history.csv.")
     else:
@@ -47,7 +47,7 @@ with training:
         left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")
         right.plotly_chart(charts.curves(long, "accuracy", log_y=log_y), key="curves_acc")
 
-preds, notes = webapp.stored_predictions(sel.models)
+preds, notes = webcache.stored_predictions(sel.models)
 with metrics:
     for note in notes:
         st.caption(note)
@@ -77,5 +77,5 @@ with gallery:
             for cell, row, path in zip(panels.grid(len(wrong), 6), wrong.itertuples(), found):
                 with cell:
                     if path:
-                        st.image(webapp.thumbnail(str(path)), width="stretch")
+                        st.image(webcache.thumbnail(str(path)), width="stretch")
                     st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%})")

@@ -3,7 +3,7 @@ import tempfile
 
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp
+from fvcore import dashboard, panels, webapp, webcache
 from fvcore.evaluate import predict_samples
 from fvcore.zipdata import describe_skipped, extract_labelled_zip
 
@@ -27,17 +27,20 @@ if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="prima
             if not samples:
                 continue
             preds[entry.name] = predict_samples(
-                webapp.load_model(entry), samples, root=data.root,
+                webcache.load_model(entry), samples, root=data.root,
                 progress=lambda done, total, i=i, n=entry.name: bar.progress(
                     (i + done / total) / len(entries), text=f"{n}: {done}/{total} images"))
         bar.empty()
         st.session_state["eval_result"] = {"zip": upload.file_id, "preds": preds,
+                                           "models": [e.name for e in sel.models],
                                            "skipped": data.skipped, "unknown": sorted(unknown),
                                            "n_images": data.n_images}
 
 result = st.session_state.get("eval_result")
 if not result or result["zip"] != upload.file_id:
     st.stop()
+if result["models"] != [e.name for e in sel.models]:
+    st.caption("The model selection changed since this evaluation: press *Evaluate* to update.")
 if result["skipped"]:
     st.warning(f"{len(result['skipped'])} file(s) skipped:\n"
                + "\n".join(f"- {line}" for line in describe_skipped(result["skipped"])))

@@ -2,7 +2,7 @@
 score under each heatmap."""
 import streamlit as st
 
-from fvcore import charts, panels, webapp
+from fvcore import charts, panels, webapp, webcache
 from fvcore.cam import METHODS, overlay
 
 LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
@@ -38,7 +38,7 @@ with webapp.guard("Grad-CAM"):
     for cell, entry in zip(panels.grid(len(entries)), entries):
         with cell, webapp.guard(entry.name):
             with st.spinner(f"{entry.name}..."):
-                cam = webapp.explain(entry, data, None if target == PREDICTED else target,
+                cam = webcache.explain(entry, data, None if target == PREDICTED else target,
                                      method, score)
             image = overlay(cam["crop"], cam["heatmap"], alpha=alpha)
             title = f"{entry.name}: {LABELS[method]} of {cam['target']}"

@@ -2,7 +2,7 @@
 Reads cards only: no model is loaded unless latency is asked for."""
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp
+from fvcore import dashboard, panels, webapp, webcache
 
 COLUMNS = ("model", "arch", "init", "accuracy", "ci_low", "ci_high", "macro_f1",
            "group_accuracy", "params_m", "gflops", "latency_ms", "image_size")
@@ -14,7 +14,7 @@ st.markdown("Compare image classifiers side by side: see every model's answer fo
 
 if sel.dataset:
     st.subheader(f"{panels.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
-    table = dashboard.models_table(sel.in_dataset, webapp.latencies(sel.in_dataset))
+    table = dashboard.models_table(sel.in_dataset, webcache.latencies(sel.in_dataset))
     panels.table(table, key="home_models", columns=COLUMNS)
     others = sorted({e.card.dataset for e in sel.entries} - {sel.dataset})
     if others:

@@ -1,7 +1,7 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp
+from fvcore import dashboard, panels, webapp, webcache
 from fvcore.inference import ensemble
 
 sel = webapp.selection()
@@ -27,7 +27,7 @@ if not files:
 with webapp.guard("prediction"):
     entries = webapp.load_models(sel.models)
     with st.spinner("Predicting..."):
-        result = webapp.predict(entries, files)
+        result = webcache.predict(entries, files)
     for error in result["errors"]:
         st.error(f"{error['image']}: {error['error']}", icon=":material/broken_image:")
     same_classes = len({tuple(e.card.classes) for e in entries}) == 1

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from fvcore import webapp
+from fvcore import webapp, webcache
 from fvcore.runs import end_run, log_epoch, start_run
 from fvcore.zipdata import zip_bytes
 
@@ -90,7 +90,7 @@ def test_home_lists_models_and_skipped_folders_without_loading_any(app_root, mon
     def no_loading(*args, **kwargs):
         raise AssertionError("the home page must not load a model")
 
-    monkeypatch.setattr(webapp, "_load", no_loading)
+    monkeypatch.setattr(webcache, "_load", no_loading)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_failure(at)
     table = at.dataframe[0].value
@@ -234,7 +234,7 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(app, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire\nTraceback (most recent call last): ...")
 
-    monkeypatch.setattr(webapp, "predict_files", boom)
+    monkeypatch.setattr(webcache, "predict_files", boom)
     open_page(app, "pages/predict.py")
     app.file_uploader(key="predict_upload").set_value(
         ("chelsea.png", png(skdata.chelsea()), "image/png")).run()

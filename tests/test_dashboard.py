@@ -79,7 +79,8 @@ def test_resolve_image_searches_dataset_folders_and_dataset_roots(tmp_path):
     image.parent.mkdir(parents=True)
     image.write_bytes(b"png")
     assert dashboard.resolve_image("test/a/x.png", "shapes", [tmp_path / "shared"]) == image
-    assert dashboard.resolve_image("test/a/x.png", "other", [tmp_path / "shared" / "shapes"]) == image
+    dataset_root = tmp_path / "shared" / "shapes"
+    assert dashboard.resolve_image("test/a/x.png", "other", [dataset_root]) == image
     assert dashboard.resolve_image("test/a/y.png", "shapes", [tmp_path / "shared"]) is None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,8 +42,9 @@ def test_unknown_class_folders_are_reported_not_guessed(tmp_path):
 
 
 def test_non_images_and_broken_images_are_skipped_with_one_line_reasons(tmp_path):
-    data = zip_bytes({"Apple/a.png": png(), "Apple/notes.txt": b"hi", "Apple/bad.jpg": b"\xff\xd8junk",
-                      "loose.png": png(), "__MACOSX/Apple/._a.png": b"junk", "Apple/.DS_Store": b""})
+    data = zip_bytes({"Apple/a.png": png(), "Apple/notes.txt": b"hi",
+                      "Apple/bad.jpg": b"\xff\xd8junk", "loose.png": png(),
+                      "__MACOSX/Apple/._a.png": b"junk", "Apple/.DS_Store": b""})
     extracted = extract_labelled_zip(data, tmp_path)
     reasons = dict(extracted.skipped)
     assert reasons["Apple/notes.txt"] == "not an image file (.txt)"
