@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from conftest import make_checkpoint
+from test_app import navigation_mode  # noqa: F401 - AppTest runs as a live server does
 from fvcore.architectures import create_model
 from fvcore.checkpoint import CARD, WEIGHTS, discover, load_checkpoint, scan
 from fvcore.cli import main
