@@ -85,7 +85,8 @@ class Classifier:
         return torch.stack([self.preset(load_image(img)) for img in images])
 
     def _torch_logits(self, batch: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
+        # the lock keeps a forward from firing another thread's Grad-CAM hooks on this module
+        with self.lock, torch.inference_mode():
             return self.model(batch).float().numpy()
 
     def predict_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:

@@ -73,10 +73,6 @@ def test_eight_threads_of_cams_give_exactly_the_serial_results(classifier):
     assert _hook_count(classifier.model) == hooks
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=False, reason=(
-    "Classifier._torch_logits runs the shared module without self.lock, so a prediction's forward "
-    "fires the CAM hooks of another thread (its activations replace the CAM's). Fix: "
-    "`with self.lock, torch.inference_mode():` in _torch_logits (fvcore/classifier.py)"))
 def test_cams_and_predictions_at_once_do_not_mix(classifier):
     # the app predicts for one user while it explains for another, on the same cached model
     hooks = _hook_count(classifier.model)
