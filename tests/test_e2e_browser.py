@@ -23,7 +23,8 @@ from fvcore import webapp
 from fvcore.runs import end_run, log_epoch, start_run
 from fvcore.zipdata import zip_bytes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.environ.get("FVCORE_SKIP_E2E") == "1",
+                                                  reason="FVCORE_SKIP_E2E=1")]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("FVCORE_CHROMIUM", "/usr/bin/chromium"))
@@ -54,14 +55,18 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, checkpoint_root, tiny_data):
-    """A running `streamlit run app.py` over a copy of the fixture checkpoints (plus one broken
-    folder), a run registry with one run, and the fixture dataset as FVCORE_DATA."""
-    if os.environ.get("FVCORE_SKIP_E2E") == "1":
-        pytest.skip("FVCORE_SKIP_E2E=1")
+def chromium() -> Path:
+    """Debian's Chromium; missing is a failure (not a skip) unless FVCORE_SKIP_E2E=1."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install "
                     "chromium), or set FVCORE_SKIP_E2E=1 to skip the browser test")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(chromium, tmp_path_factory, checkpoint_root, tiny_data):
+    """A running `streamlit run app.py` over a copy of the fixture checkpoints (plus one broken
+    folder), a run registry with one run, and the fixture dataset as FVCORE_DATA."""
     work = tmp_path_factory.mktemp("e2e")
     root = work / "checkpoints"
     shutil.copytree(checkpoint_root / "shapes", root / "shapes")
@@ -99,10 +104,10 @@ def server(tmp_path_factory, checkpoint_root, tiny_data):
 
 
 @pytest.fixture(scope="module")
-def browser_page(server):
+def browser_page(server, chromium):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.set_default_timeout(WAIT_MS)
         yield page
