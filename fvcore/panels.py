@@ -143,6 +143,9 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
             pvals, text, result = dashboard.mcnemar_matrix(preds)
             st.plotly_chart(charts.mcnemar(pvals, text, result["n_images"]),
                             key=f"{key}_mcnemar_chart")
+            st.caption("Each cell: McNemar's exact test of whether the two models make errors on "
+                       "the same images at the same rate. Red (p < 0.05): one model is really "
+                       "better on this test set; hover a cell for who was right where.")
             ens = result["ensemble"]
             st.markdown(f"**Soft-voting ensemble** of {len(ens['members'])} models: "
                         f"accuracy {ens['accuracy']:.1%} (95% CI {ens['accuracy_ci95'][0]:.1%}"

@@ -210,7 +210,9 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     page.locator(".js-plotly-plot").first.wait_for()
     no_exception(page)
     snap(page, shots / "4-compare.png")
-    for i, tab in enumerate(("Training curves", "Test metrics", "Misclassified images")):
+    tabs = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
+            "Misclassified images")
+    for i, tab in enumerate(tabs):
         page.get_by_role("tab", name=tab).click()
         settle(page)
         snap(page, shots / f"4-compare-{i + 2}-{tab.split()[0].lower()}.png")
