@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Optional, Sequence
@@ -81,6 +82,11 @@ def _copy_limited(source: BinaryIO, target: Path, budget: int, name: str) -> int
     return written
 
 
+def _unwritable(exc: OSError) -> str:
+    """One line for an entry this disk cannot hold (too long a name, a file/folder clash)."""
+    return f"cannot be extracted here ({exc.strerror or type(exc).__name__})"
+
+
 def _class_level(root: Path) -> Path:
     """The folder holding the class folders: single wrapper folders (``mydata/``, ``test/``)
     with no images beside them are stepped into."""
@@ -134,15 +140,23 @@ def extract_labelled_zip(source: bytes | BinaryIO | str | Path, dest: str | Path
                 skipped.append((info.filename, "encrypted entry"))
                 continue
             target = dest.joinpath(*relative.parts)
-            if dest not in target.resolve().parents:  # belt and braces
-                raise FvError("path leaving the zip folder refused", source=info.filename)
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                inside = dest in target.resolve().parents
+            except OSError as exc:  # e.g. a name longer than the file system allows
+                skipped.append((info.filename, _unwritable(exc)))
+                continue
+            if not inside:  # belt and braces: safe_member_path already refused it
+                raise FvError("path leaving the zip folder refused", source=info.filename)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(info) as handle:
                     budget -= _copy_limited(handle, target, budget, info.filename)
-            except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
+            except OSError as exc:  # a name the disk refuses, a file/folder name clash
+                skipped.append((info.filename, _unwritable(exc)))
+            except (zipfile.BadZipFile, EOFError, RuntimeError, zlib.error) as exc:
                 skipped.append((info.filename, f"damaged zip entry ({str(exc)[:80]})"))
-                target.unlink(missing_ok=True)
+                if target.is_file():
+                    target.unlink()
     return _collect(dest, skipped, load_image)
 
 

@@ -28,8 +28,10 @@ with webapp.guard("prediction"):
     entries = webapp.load_models(sel.models)
     with st.spinner("Predicting..."):
         result = webcache.predict(entries, files)
-    for error in result["errors"]:
-        st.error(f"{error['image']}: {error['error']}", icon=":material/broken_image:")
+    for error in result["errors"]:  # one line naming the file (the loader's usually does)
+        name, message = error["image"], error["error"]
+        st.error(message if message.startswith(name) else f"{name}: {message}",
+                 icon=":material/broken_image:")
     same_classes = len({tuple(e.card.classes) for e in entries}) == 1
     for i, (name, image) in enumerate(result["images"]):
         st.divider()

@@ -235,9 +235,6 @@ def test_predict_page_names_each_bad_upload_and_answers_the_good_ones(models, mo
     assert [h.value for h in at.subheader] == [c.filename for c in CASES if c.ok]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pages/predict.py shows f\"{error['image']}: {error['error']}\" but the error already starts "
-    "with the file name: 'notes.jpg: notes.jpg: not an image ...'; show error['error'] alone"))
 def test_predict_page_names_a_bad_upload_once(models, monkeypatch, tmp_path):
     at = _app(models, monkeypatch, tmp_path)
     at.switch_page("pages/predict.py").run()
@@ -315,10 +312,6 @@ def test_the_corpus_in_a_labelled_zip_keeps_the_good_files_and_skips_each_bad_on
     {"circle/" + "c" * 300 + ".png": b""},                         # a name the disk refuses
     {"d" * 300 + "/b.png": b""},
 ], ids=["file-then-folder", "folder-then-file", "long-file-name", "long-folder-name"])
-@pytest.mark.xfail(raises=OSError, strict=True, reason=(
-    "zipdata.extract_labelled_zip lets a raw OSError out (FileExistsError, IsADirectoryError, "
-    "ENAMETOOLONG from mkdir/resolve outside its try) instead of skipping the entry or raising "
-    "FvError"))
 def test_hostile_zip_names_are_one_line_errors_or_skips(tmp_path, files):
     from fvcore.zipdata import extract_labelled_zip, zip_bytes
     good = {"circle/ok.png": good_cases()[2].data, "square/ok.jpg": good_cases()[0].data}
