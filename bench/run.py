@@ -35,7 +35,7 @@ from fvcore.architectures import create_model, get_spec, list_archs  # noqa: E40
 from fvcore.card import ModelCard  # noqa: E402
 from fvcore.checkpoint import load_checkpoint, save_checkpoint, scan  # noqa: E402
 from fvcore.classifier import Classifier  # noqa: E402
-from fvcore.cost import count_flops, time_call  # noqa: E402
+from fvcore.cost import count_flops  # noqa: E402
 from fvcore.errors import FvError  # noqa: E402
 from report import markdown  # noqa: E402
 

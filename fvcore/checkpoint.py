@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-import torch
 from torch import nn
 
 from fvcore.architectures import create_model, get_spec

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from fvcore.architectures import get_spec, get_submodule

@@ -124,7 +124,6 @@ def load_splits(root: str | Path, *, val_fraction: float = 0.15, test_fraction: 
 
     splits = {"train": [(p, index[c]) for c in classes for p in train[c]]}
     provenance = {"train": f"{train_dir.name}/"}
-    carved: dict[str, list[str]] = {}
     val_dir, test_dir = _find(root, "validation"), _find(root, "test")
     if test_dir is None and val_dir is not None:
         test_dir, val_dir = val_dir, None

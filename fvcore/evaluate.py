@@ -15,6 +15,7 @@ import torch
 from fvcore.checkpoint import PREDICTIONS, atomic_write
 from fvcore.classifier import Classifier
 from fvcore.errors import FvError
+from fvcore.images import load_image
 from fvcore.metrics import log_loss, mcnemar, report, wilson_interval
 
 PROB_PREFIX = "p:"
@@ -73,7 +74,7 @@ def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]],
     probs = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
-        batch = torch.stack([classifier.preset(_load(p)) for p, _ in chunk])
+        batch = torch.stack([classifier.preset(load_image(p)) for p, _ in chunk])
         probs.append(classifier.predict_tensor(batch, batch_size=batch_size))
         if progress:
             progress(min(start + batch_size, len(samples)), len(samples))
@@ -81,11 +82,6 @@ def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]],
     labels = np.array([label for _, label in samples], dtype=np.int64)
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes)))
     return Predictions(paths, labels, matrix.astype(np.float64), list(classifier.classes))
-
-
-def _load(path: Path):
-    from fvcore.images import load_image
-    return load_image(path)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import math
 import os
-import platform
-import random
 import shlex
-import shutil
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader
 
 from fvcore import runs
-from fvcore.architectures import create_model, get_spec
-from fvcore.card import ModelCard
-from fvcore.checkpoint import atomic_write, load_checkpoint, save_checkpoint, save_weights
-from fvcore.cost import count_flops, count_params
-from fvcore.data import DataSplits, ImageListDataset, load_splits
+from fvcore.architectures import get_spec
 from fvcore.errors import FvError
-from fvcore.evaluate import card_metrics, evaluate_predictions, predict_samples
-from fvcore.presets import EvalPreset, TrainPreset
 
 FINETUNE_MODES = ("head", "partial", "full")
 STATE_DIR = ".train"

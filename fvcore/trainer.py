@@ -29,8 +29,7 @@ from fvcore.checkpoint import HISTORY, atomic_write, load_checkpoint, rows_to_cs
     HISTORY_COLUMNS, remove_temp_files, save_checkpoint
 from fvcore.cost import count_flops, count_params
 from fvcore.data import DataSplits, ImageListDataset, load_splits
-from fvcore.errors import FvError
-from fvcore.evaluate import card_metrics, evaluate_predictions, predict_samples
+from fvcore.evaluate import evaluate_predictions, predict_samples
 from fvcore.presets import EvalPreset, TrainPreset
 from fvcore.train import (TrainConfig, _pick_device, _world, configure_finetuning,
                           evaluate_loader, param_groups, train_one_epoch, warmup_cosine)
