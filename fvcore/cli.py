@@ -211,11 +211,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                        ("--weight-decay", float), ("--image-size", int), ("--patience", int),
                        ("--seed", int), ("--workers", int), ("--label-smoothing", float),
                        ("--warmup-epochs", float), ("--val-fraction", float),
-                       ("--backbone-lr-scale", float)):
+                       ("--backbone-lr-scale", float), ("--mix", float),
+                       ("--eval-size", int), ("--eval-resize", int)):
         p.add_argument(flag, type=kind)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"))
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--augment-policy", choices=("basic", "trivial"))
     p.add_argument("--resume", action="store_true", default=None)
     p.add_argument("--runs-db", help="SQLite run registry (default runs.db)")
 

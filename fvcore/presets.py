@@ -36,18 +36,25 @@ class EvalPreset:
 
 
 class TrainPreset:
-    """Augmentation for training only: random resized crop, flip, rotation, colour jitter."""
+    """Augmentation for training only. ``basic``: random resized crop, flip, rotation, colour
+    jitter. ``trivial``: random resized crop, flip, TrivialAugmentWide (one random operation of
+    random strength per image) and random erasing -- stronger, for fine-tuning on small data."""
 
     def __init__(self, *, crop_size: int, mean: Sequence[float], std: Sequence[float],
                  scale: tuple[float, float] = (0.35, 1.0), hflip: float = 0.5,
-                 rotation: float = 15.0, jitter: float = 0.3) -> None:
-        self.transforms = T.Compose([
-            T.RandomResizedCrop(crop_size, scale=scale, antialias=True),
-            T.RandomHorizontalFlip(hflip),
-            T.RandomRotation(rotation),
-            T.ColorJitter(jitter, jitter, jitter, jitter / 6),
-            T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std),
-        ])
+                 rotation: float = 15.0, jitter: float = 0.3, policy: str = "basic") -> None:
+        if policy not in ("basic", "trivial"):
+            raise ValueError(f"unknown augmentation policy {policy!r}; choose basic or trivial")
+        geometry = [T.RandomResizedCrop(crop_size, scale=scale, antialias=True),
+                    T.RandomHorizontalFlip(hflip)]
+        tensor = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
+        if policy == "basic":
+            self.transforms = T.Compose([*geometry, T.RandomRotation(rotation),
+                                         T.ColorJitter(jitter, jitter, jitter, jitter / 6),
+                                         *tensor])
+        else:
+            self.transforms = T.Compose([*geometry, T.TrivialAugmentWide(), *tensor,
+                                         T.RandomErasing(0.25)])
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.transforms(image)

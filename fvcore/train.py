@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,7 @@ from fvcore.architectures import get_spec
 from fvcore.errors import FvError
 
 FINETUNE_MODES = ("head", "partial", "full")
+AUGMENT_POLICIES = ("basic", "trivial")
 STATE_DIR = ".train"
 
 
@@ -49,6 +50,10 @@ class TrainConfig:
     val_fraction: float = 0.15
     backbone_lr_scale: float = 0.1
     augment: bool = True
+    augment_policy: str = "basic"
+    mix: float = 0.0
+    eval_size: Optional[int] = None
+    eval_resize: Optional[int] = None
     precision: str = "auto"
     runs_db: str = runs.DEFAULT_DB
     min_delta: float = 1e-4
@@ -133,10 +138,22 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
 
 # --- phases ----------------------------------------------------------------------------------
 
+def batch_mixer(num_classes: int, alpha: float) -> Optional[Callable]:
+    """CutMix or MixUp (one of the two, at random, per batch) with Beta(alpha, alpha) mixing;
+    None when ``alpha`` is 0. Labels become soft targets of shape (batch, classes)."""
+    if alpha <= 0:
+        return None
+    from torchvision.transforms import v2
+    return v2.RandomChoice([v2.CutMix(num_classes=num_classes, alpha=alpha),
+                            v2.MixUp(num_classes=num_classes, alpha=alpha)])
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, criterion,
                     device: torch.device, *, precision: str, frozen_backbone: bool,
-                    epoch: int, progress: bool = True) -> dict[str, float]:
-    """One pass over the training data; returns loss, accuracy and images per second."""
+                    epoch: int, progress: bool = True,
+                    mix: Optional[Callable] = None) -> dict[str, float]:
+    """One pass over the training data; returns loss, accuracy and images per second.
+    With ``mix`` (see :func:`batch_mixer`) accuracy counts the dominant label of a mixed image."""
     from tqdm import tqdm
     model.train()
     if frozen_backbone:  # BatchNorm statistics of a frozen backbone stay as they are
@@ -153,6 +170,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, 
         if images.ndim == 4:
             images = images.contiguous(memory_format=torch.channels_last)
         labels = labels.to(device, non_blocking=True)
+        if mix is not None:
+            images, labels = mix(images, labels)
         with _autocast(device, precision):
             logits = model(images)
             loss = criterion(logits.float(), labels)
@@ -161,7 +180,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, 
         optimizer.step()
         scheduler.step()
         totals[0] += float(loss.detach()) * len(labels)
-        totals[1] += float((logits.argmax(1) == labels).sum())
+        hard = labels.argmax(1) if labels.ndim == 2 else labels
+        totals[1] += float((logits.argmax(1) == hard).sum())
         totals[2] += len(labels)
         bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
     seconds = time.perf_counter() - start

@@ -25,14 +25,32 @@ from torch.utils.data.distributed import DistributedSampler
 from fvcore import runs
 from fvcore.architectures import create_model, get_spec, get_submodule
 from fvcore.card import ModelCard
-from fvcore.checkpoint import HISTORY, atomic_write, load_checkpoint, rows_to_csv, \
-    HISTORY_COLUMNS, remove_temp_files, save_checkpoint
+from fvcore.checkpoint import (
+    HISTORY,
+    HISTORY_COLUMNS,
+    atomic_write,
+    load_checkpoint,
+    remove_temp_files,
+    rows_to_csv,
+    save_checkpoint,
+)
 from fvcore.cost import count_flops, count_params
 from fvcore.data import DataSplits, ImageListDataset, load_splits
+from fvcore.errors import FvError
 from fvcore.evaluate import evaluate_predictions, predict_samples
 from fvcore.presets import EvalPreset, TrainPreset
-from fvcore.train import (TrainConfig, _pick_device, _world, configure_finetuning,
-                          evaluate_loader, param_groups, train_one_epoch, warmup_cosine)
+from fvcore.train import (
+    AUGMENT_POLICIES,
+    TrainConfig,
+    _pick_device,
+    _world,
+    batch_mixer,
+    configure_finetuning,
+    evaluate_loader,
+    param_groups,
+    train_one_epoch,
+    warmup_cosine,
+)
 
 STATE = Path(".train") / "last.pt"
 
@@ -82,6 +100,25 @@ def _head_features(model: nn.Module, arch: str, dataset, device, batch_size: int
     return TensorDataset(torch.cat(feats), torch.cat(labels))
 
 
+def _eval_size(config: TrainConfig, size: int) -> int:
+    """The test-time crop: the training size unless ``eval_size`` asks for a larger one (a CNN
+    trained on random crops sees objects bigger than a centre crop shows them; testing at a
+    higher resolution matches them again -- Touvron et al., "Fixing the train-test resolution
+    discrepancy", 2019). Transformers keep their training size (fixed position embeddings)."""
+    if config.augment_policy not in AUGMENT_POLICIES:
+        raise FvError(f"unknown --augment-policy {config.augment_policy!r}; choose one of "
+                      f"{', '.join(AUGMENT_POLICIES)}")
+    if config.mix < 0:
+        raise FvError(f"--mix must be >= 0 (the CutMix/MixUp Beta alpha), got {config.mix}")
+    eval_size = config.eval_size or size
+    if eval_size != size and get_spec(config.arch).reshape is not None:
+        raise FvError(f"{config.arch} is evaluated at its training size ({size} px); drop "
+                      "--eval-size")
+    if config.eval_resize is not None and config.eval_resize < eval_size:
+        raise FvError(f"--eval-resize {config.eval_resize} is smaller than the crop {eval_size}")
+    return eval_size
+
+
 def _state(model, optimizer, scheduler, epoch, best, bad, history, run_id, elapsed) -> dict:
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": torch.tensor(epoch),
@@ -129,9 +166,11 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     pretrained = not init.startswith("none")
     configure_finetuning(model, config.arch, config.finetune)
     model = model.to(device).to(memory_format=torch.channels_last)
-    eval_preset = EvalPreset(crop_size=size, mean=spec.mean, std=spec.std)
-    train_tf = TrainPreset(crop_size=size, mean=spec.mean, std=spec.std) if config.augment \
-        else eval_preset
+    eval_size = _eval_size(config, size)
+    eval_preset = EvalPreset(crop_size=eval_size, resize_size=config.eval_resize,
+                             mean=spec.mean, std=spec.std)
+    train_tf = TrainPreset(crop_size=size, mean=spec.mean, std=spec.std,
+                           policy=config.augment_policy) if config.augment else eval_preset
     keep = round(size / 0.875) if size < 200 else None  # from-scratch small sizes: shrink once
     train_ds = ImageListDataset(data.splits["train"], train_tf, keep_size=keep)
     val_ds = ImageListDataset(data.splits["validation"], eval_preset, keep_size=keep)
@@ -156,6 +195,7 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(round(config.warmup_epochs * len(train_loader)), steps))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    mix = None if cached else batch_mixer(len(data.classes), config.mix)
 
     start_epoch, best, bad, history, run_id, elapsed = 1, float("inf"), 0, [], None, 0.0
     if resume:
@@ -172,13 +212,14 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
         run_id = runs.start_run(config.runs_db, arch=config.arch, dataset=data.name,
                                 fingerprint=fingerprint, out=str(out), run_id=run_id,
                                 args={**config.recipe(), "data": config.data, "out": config.out})
-    card = ModelCard(arch=config.arch, classes=data.classes, image_size=size,
+    card = ModelCard(arch=config.arch, classes=data.classes, image_size=eval_size,
                      resize_size=eval_preset.resize_size, mean=list(spec.mean), std=list(spec.std),
                      dataset=data.name, init=init, groups=data.groups,
-                     recipe={**config.recipe(), "image_size": size, "pretrained_used": init,
+                     recipe={**config.recipe(), "image_size": size, "eval_size": eval_size,
+                             "eval_resize": eval_preset.resize_size, "pretrained_used": init,
                              "dataset_fingerprint": fingerprint},
                      command=config.command, hardware=_hardware(device),
-                     params=count_params(model), flops=count_flops(model.cpu(), size),
+                     params=count_params(model), flops=count_flops(model.cpu(), eval_size),
                      splits={"provenance": data.provenance, "carved": data.carved,
                              "counts": {k: len(v) for k, v in data.splits.items()}})
     model.to(device)
@@ -194,7 +235,7 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
             row.update(train_one_epoch(net, train_loader, optimizer, scheduler, criterion, device,
                                        precision=config.precision, epoch=epoch,
                                        frozen_backbone=config.finetune != "full" and not cached,
-                                       progress=rank == 0))
+                                       progress=rank == 0, mix=mix))
             row.update(evaluate_loader(net, val_loader, criterion, device, precision=config.precision))
             row["seconds"] = round(time.perf_counter() - tic, 2)
             elapsed += row["seconds"]

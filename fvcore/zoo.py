@@ -15,12 +15,18 @@ from fvcore.errors import FvError
 # Shared settings of every from-scratch run: long cosine horizon, early stopping decides.
 _SCRATCH = {"pretrained": "none", "finetune": "full", "epochs": 60, "patience": 6, "lr": 2e-3,
             "weight_decay": 0.05, "batch_size": 32}
+# ImageNet fine-tuning: stronger augmentation (TrivialAugment + random erasing) and CutMix/MixUp
+# against over-fitting the small training sets (a basic-augmentation run of grocery-produce had
+# 99% train vs 87% validation accuracy), best-by-validation weights.
 _IMAGENET = {"pretrained": "auto", "finetune": "full", "image_size": 224, "lr": 2e-3,
-             "backbone_lr_scale": 0.25, "weight_decay": 0.05, "batch_size": 32}
+             "backbone_lr_scale": 0.25, "weight_decay": 0.05, "batch_size": 32,
+             "augment_policy": "trivial", "mix": 0.5}
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "grocery-produce": {
-        "efficientnet_lite0": {**_IMAGENET, "epochs": 20, "patience": 5},
+        # tested on the whole photo at 256 px (FixRes): +1.1 points for the basic-recipe model
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 30, "patience": 8, "eval_size": 256,
+                               "eval_resize": 256},
         "cnn": {**_SCRATCH, "image_size": 128},
         "cnn_attention": {**_SCRATCH, "image_size": 128},
         "mobilenet_v3_large": {**_SCRATCH, "image_size": 160},
@@ -31,7 +37,9 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "vgg16": {**_SCRATCH, "image_size": 64, "lr": 1e-3},
     },
     "hymenoptera": {
-        "efficientnet_lite0": {**_IMAGENET, "epochs": 15, "patience": 4, "lr": 1e-3},
+        # a linear probe of the ImageNet features already reaches ~95%: fine-tune gently
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 20, "patience": 6, "lr": 5e-4,
+                               "backbone_lr_scale": 0.1, "mix": 0.2, "val_fraction": 0.2},
         "cnn": {**_SCRATCH, "image_size": 128},
         "mobilenet_v3_large": {**_SCRATCH, "image_size": 160},
     },

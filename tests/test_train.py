@@ -91,6 +91,29 @@ def test_head_only_finetuning_with_cached_features_trains_only_the_head(tmp_path
     assert card.recipe["finetune"] == "head" and card.epochs_run == 3
 
 
+def test_strong_augmentation_mixing_and_a_larger_test_resolution_are_recorded(tmp_path,
+                                                                               tiny_data):
+    out = tmp_path / "fixres"
+    card = train(_config(tiny_data, out, epochs=2, augment_policy="trivial", mix=0.4,
+                         eval_size=40, eval_resize=40))
+    assert card.image_size == 40 and card.resize_size == 40         # what evaluate/predict use
+    assert card.recipe["image_size"] == 32 and card.recipe["eval_size"] == 40
+    assert card.recipe["augment_policy"] == "trivial" and card.recipe["mix"] == 0.4
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert all(0 <= float(r["train_acc"]) <= 1 for r in rows)
+    assert load_checkpoint(out).preset.key[:2] == (40, 40)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"augment_policy": "wild"}, "--augment-policy"), ({"mix": -1.0}, "--mix"),
+    ({"eval_size": 48, "eval_resize": 40}, "--eval-resize"),
+    ({"arch": "vit", "image_size": 32, "eval_size": 48}, "training size")])
+def test_bad_training_options_are_refused_with_one_line(tmp_path, tiny_data, bad, message):
+    from fvcore.errors import FvError
+    with pytest.raises(FvError, match=message):
+        train(_config(tiny_data, tmp_path / "bad", epochs=1, **bad))
+
+
 def test_missing_splits_are_carved_from_train_and_recorded(tmp_path, tiny_data):
     data = tmp_path / "onlytrain"
     shutil.copytree(tiny_data / "train", data / "train")
