@@ -37,9 +37,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "vgg16": {**_SCRATCH, "image_size": 64, "lr": 1e-3},
     },
     "hymenoptera": {
-        # a linear probe of the ImageNet features already reaches ~95%: fine-tune gently
-        "efficientnet_lite0": {**_IMAGENET, "epochs": 20, "patience": 6, "lr": 5e-4,
-                               "backbone_lr_scale": 0.1, "mix": 0.2, "val_fraction": 0.2},
+        # 245 training images: the frozen ImageNet backbone as feature extractor (the PyTorch
+        # tutorial's second recipe). Chosen by validation loss over full fine-tuning with mixing
+        # (0.347) and partial fine-tuning (0.296): head only reached 0.269.
+        "efficientnet_lite0": {**_IMAGENET, "finetune": "head", "epochs": 20, "patience": 6,
+                               "lr": 1e-3, "augment_policy": "basic", "mix": 0.0,
+                               "val_fraction": 0.2},
         "cnn": {**_SCRATCH, "image_size": 128},
         "mobilenet_v3_large": {**_SCRATCH, "image_size": 160},
     },
