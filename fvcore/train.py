@@ -41,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     image_size: Optional[int] = None
     patience: int = 6
+    min_epochs: int = 0
     seed: int = 0
     device: str = "auto"
     workers: int = 0

@@ -157,7 +157,7 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     if config.resume and not resume and (out / "card.json").is_file():
         finished = ModelCard.read(out)
         if finished.metrics:
-            log.info(f"{out} already finished (best epoch {finished.best_epoch}); nothing to resume")
+            print(f"{out} already finished (best epoch {finished.best_epoch}); nothing to resume")
             return finished if rank == 0 else None
     model, init = create_model(config.arch, len(data.classes), image_size=size,
                                pretrained="none" if resume else config.pretrained)
@@ -253,7 +253,7 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
                     save_checkpoint(out, model, card, history=history)
                 _save_state(out, _state(model, optimizer, scheduler, epoch, best, bad, history,
                                         run_id, elapsed))
-            if bad >= config.patience:
+            if bad >= config.patience and epoch >= config.min_epochs:
                 stopped = True
                 log.info(f"early stopping: no val-loss improvement for {bad} epochs")
                 break

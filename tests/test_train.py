@@ -78,6 +78,12 @@ def test_early_stopping_stops_when_validation_loss_stops_improving(tmp_path, tin
     assert float(rows[card.best_epoch - 1]["val_loss"]) == best
 
 
+def test_early_stopping_waits_for_min_epochs(tmp_path, tiny_data):
+    card = train(_config(tiny_data, tmp_path / "min", epochs=8, patience=1, lr=1e-2,
+                         min_epochs=7))
+    assert card.epochs_run >= 7 and card.recipe["min_epochs"] == 7
+
+
 def test_resume_of_a_finished_run_changes_nothing(trained, tiny_data):
     out, card = trained
     before = (out / "model.safetensors").read_bytes()
