@@ -6,8 +6,9 @@ import json
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from fvcore.errors import FvError
 
@@ -284,12 +285,34 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OWN_WARNINGS = r"fvcore(\.|$)"
+"""Modules whose warnings the command line shows: fvcore's own (the ONNX fast path's fallback to
+PyTorch, ImageNet weights falling back to random init). Libraries' warnings (Pillow on a damaged
+photo, torch on a refused pickle) are hidden: what they hint at reaches the user as our one-line
+error."""
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def own_warnings_only() -> Iterator[None]:
+    """Show fvcore's warnings as one ``warning: ...`` line each and hide every library's;
+    ``-W`` options and ``PYTHONWARNINGS`` still decide when given."""
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", module=OWN_WARNINGS)
+        warnings.showwarning = _warning_line
+        yield
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: run a subcommand; FvError becomes one line on stderr and exit status 1."""
     args = get_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
+        with own_warnings_only():
             return args.func(args)
     except FvError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Import a notebook's ``best_model.pth`` (a plain state dict) as a checkpoint folder."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +31,11 @@ def import_state_dict(weights: str | Path, *, arch: str, classes_file: str | Pat
     strictly into ``arch`` with our head, and write a checkpoint folder."""
     spec = get_spec(arch)
     classes = read_classes(classes_file)
-    state = read_state_dict(weights)
+    with warnings.catch_warnings():
+        # torch remarks on a pickle before refusing it ("Detected pickle protocol 4 ..."): our
+        # one-line FvError says all the user needs
+        warnings.filterwarnings("ignore", module=r"torch\.")
+        state = read_state_dict(weights)
     size = image_size or spec.input_size
     model, _ = create_model(arch, len(classes), image_size=size)
     try:

@@ -95,3 +95,14 @@ def checkpoint_root(tmp_path_factory, tiny_data) -> Path:
     for arch in ("cnn", "efficientnet_lite0", "vit"):
         make_checkpoint(root / "shapes" / arch, arch, tiny_data)
     return root
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium for the browser tests. Missing is a failure, not a skip: those tests
+    are skipped only by FVCORE_SKIP_E2E=1 (their skip mark runs before any fixture)."""
+    from appserver import CHROMIUM
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install "
+                    "chromium), or set FVCORE_SKIP_E2E=1 to skip the browser tests")
+    return CHROMIUM

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -13,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skdata
 
-from badfiles import BOMB_SIDE, asymmetric_image, bad_cases, corpus, good_cases, write_corpus
+from badfiles import (BOMB_SIDE, asymmetric_image, bad_cases, corpus, encode, good_cases,
+                      write_corpus)
 from conftest import make_checkpoint
 from test_app import navigation_mode  # noqa: F401 - AppTest runs as a live server does
 from fvcore.checkpoint import load_checkpoint
@@ -180,13 +184,51 @@ def test_cli_predict_subprocess_has_no_traceback(models, files):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     _check_cli_answer(json.loads(proc.stdout), files)
-    # plain-text mode: one "error: <file>: <reason>" line per bad file on stderr
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env)
+    # plain-text mode: one "error: <file>: <reason>" line per bad file on stderr, and nothing
+    # else: not Pillow's remark on a photo's damaged EXIF block, which is still answered
+    damaged = files["chelsea.jpg"].with_name("damaged-exif.jpg")
+    damaged.write_bytes(damaged_exif_jpeg())
+    proc = subprocess.run([*args[:-2], str(damaged), *args[-2:]], capture_output=True,
+                          text=True, timeout=180, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    lines = proc.stderr.splitlines()
+    assert all(line.startswith("error: ") for line in lines), proc.stderr
     assert len(lines) == len(bad_cases()) - sum(c.ok for c in bad_cases())
     for case in good_cases():
         assert str(files[case.filename]) in proc.stdout
+    assert str(damaged) in proc.stdout
+
+
+def damaged_exif_jpeg() -> bytes:
+    """A good photo whose EXIF block lists a tag with data far past its end: Pillow warns
+    ("Tag data larger than file") and skips the tag."""
+    ifd = struct.pack(">H", 2)
+    ifd += struct.pack(">HHII", 0x0112, 3, 1, 1 << 16)     # Orientation 1 (upright)
+    ifd += struct.pack(">HHII", 0x010E, 2, 1000, 0x7000)   # a description 28 KB past the end
+    exif = b"Exif\x00\x00MM\x00*" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0)
+    return encode(Image.fromarray(skdata.chelsea()), "JPEG", exif=exif)
+
+
+def test_cli_shows_our_warnings_in_one_line_each_and_no_library_warnings(
+        models, tmp_path, capsys, monkeypatch):
+    # the ONNX fast path falling back to PyTorch is ours to say (one line); Pillow's remark on
+    # the damaged EXIF block is not
+    from fvcore import fastpath
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::weird")
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(models, root, ignore=shutil.ignore_patterns(fastpath.CACHE_DIR))
+    monkeypatch.setattr(fastpath, "export_onnx", broken)
+    monkeypatch.setenv("FVCORE_BACKEND", "onnx")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    photo = tmp_path / "damaged-exif.jpg"
+    photo.write_bytes(damaged_exif_jpeg())
+    assert main(["predict", str(photo), "--checkpoints", str(root)]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: shapes/cnn: ONNX fast path unavailable (RuntimeError: "
+                           "unsupported operator aten::weird)")
 
 
 def test_cli_predict_with_only_bad_files_exits_2_with_empty_results(models, files, capsys,

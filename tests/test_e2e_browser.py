@@ -8,59 +8,22 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from appserver import (CHROMIUM_ARGS, ROOT, SKIP_E2E, SKIP_REASON, WAIT_MS, serve_app, settle,
+                       upload)
 from fvcore import webapp
 from fvcore.runs import end_run, log_epoch, start_run
 from fvcore.zipdata import zip_bytes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.environ.get("FVCORE_SKIP_E2E") == "1",
-                                                  reason="FVCORE_SKIP_E2E=1")]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP_E2E, reason=SKIP_REASON)]
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("FVCORE_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MODELS = ("cnn", "efficientnet_lite0", "vit")
-WAIT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    """Debian's Chromium; missing is a failure (not a skip) unless FVCORE_SKIP_E2E=1."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install "
-                    "chromium), or set FVCORE_SKIP_E2E=1 to skip the browser test")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -80,34 +43,18 @@ def server(chromium, tmp_path_factory, checkpoint_root, tiny_data):
                             "train_acc": 0.2 * epoch, "val_acc": 0.18 * epoch, "lr": 1e-3,
                             "seconds": 2.0, "images_per_s": 40.0})
     end_run(db, run, "finished")
-    port = free_port()
-    env = {**os.environ, webapp.ENV_CHECKPOINTS: str(root), webapp.ENV_RUNS_DB: str(db),
+    env = {webapp.ENV_CHECKPOINTS: str(root), webapp.ENV_RUNS_DB: str(db),
            "FVCORE_DATA": str(tiny_data)}
-    log = (work / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-m", "streamlit", "run", "app.py",
-         "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
-        yield {"url": url, "work": work, "tiny_data": tiny_data, "process": process,
-               "log": work / "streamlit.log"}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with serve_app(env, work / "streamlit.log") as app:
+        yield {"url": app.url, "work": work, "tiny_data": tiny_data, "process": app.process,
+               "log": app.log}
 
 
 @pytest.fixture(scope="module")
 def browser_page(server, chromium):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), args=ARGS)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.set_default_timeout(WAIT_MS)
         yield page
@@ -119,15 +66,6 @@ def shots() -> Path:
     folder = Path(os.environ.get("FVCORE_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def settle(page) -> None:
-    """Wait until the script run is over (no 'Running...' widget) and charts have drawn."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
-    page.wait_for_timeout(1200)
 
 
 def visit(page, server, path: str, marker: str) -> None:
@@ -145,22 +83,6 @@ def snap(page, path: Path) -> None:
     page.wait_for_timeout(800)
     page.screenshot(path=path)
     page.set_viewport_size({"width": 1440, "height": 900})
-
-
-def upload(page, path: Path) -> None:
-    """Put a file into the page's uploader and wait until it shows as uploaded. A file set
-    while the page is still re-rendering (e.g. the first run of a fresh server swapping its
-    menu) can be dropped by the browser widget, so it is set again, at most three times."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    uploader = page.locator('[data-testid="stFileUploader"]').first
-    for attempt in range(3):
-        uploader.locator('input[type="file"]').set_input_files(str(path))
-        try:
-            uploader.get_by_text(path.name).wait_for(timeout=20_000)
-            return
-        except PlaywrightTimeout:
-            settle(page)
-    raise AssertionError(f"{path.name} never showed as uploaded")
 
 
 def no_exception(page) -> None:

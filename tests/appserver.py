@@ -1,0 +1,116 @@
+"""The real app for browser tests: `streamlit run app.py` on a free loopback port, Debian's
+headless Chromium, and the few page helpers every browser test needs (settle, upload).
+Shared by tests/test_e2e_browser.py, tests/test_load.py and bench/load.py."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path(os.environ.get("FVCORE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+WAIT_MS = 120_000
+SKIP_E2E = os.environ.get("FVCORE_SKIP_E2E") == "1"
+SKIP_REASON = "FVCORE_SKIP_E2E=1"
+
+
+@dataclass
+class App:
+    """A running server: its address, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Wait until Streamlit's health endpoint answers; fail fast when the server exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
+
+
+@contextmanager
+def serve_app(env: Mapping[str, str], log: Path) -> Iterator[App]:
+    """`streamlit run app.py` with ``env`` added to this process's environment, its output in
+    ``log``; stopped (terminate, then kill) on exit. ``-X faulthandler``: SIGABRT prints every
+    thread's stack into the log."""
+    port = free_port()
+    with Path(log).open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "streamlit", "run", "app.py",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        app = App(f"http://127.0.0.1:{port}", process, Path(log))
+        try:
+            wait_healthy(app.url, process)
+            yield app
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (VmRSS)."""
+    import psutil
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+# -- page helpers (Playwright's sync API) -------------------------------------------------------
+
+NOT_RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+"""True once the script run is over (Streamlit shows its status widget while running)."""
+
+
+def settle(page) -> None:
+    """Wait until the script run is over (no 'Running...' widget) and charts have drawn."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(NOT_RUNNING, timeout=WAIT_MS)
+    page.wait_for_timeout(1200)
+
+
+def upload(page, path: Path) -> None:
+    """Put a file into the page's uploader and wait until it shows as uploaded. A file set
+    while the page is still re-rendering (e.g. the first run of a fresh server swapping its
+    menu) can be dropped by the browser widget, so it is set again, at most three times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    uploader = page.locator('[data-testid="stFileUploader"]').first
+    for _ in range(3):
+        uploader.locator('input[type="file"]').set_input_files(str(path))
+        try:
+            uploader.get_by_text(path.name).wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            settle(page)
+    raise AssertionError(f"{path.name} never showed as uploaded")
