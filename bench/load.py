@@ -6,7 +6,8 @@ answer checked against the Python API (the driver of tests/test_load.py, tests/l
 Prints one line (uploads, sessions, latency p50/p95/max, server RSS after the warm-up, halfway and
 at the end, wall time, wrong answers) and, with --json, the whole report with its RSS trace.
 CHECKPOINTS (default checkpoints/) is copied to a temporary folder first, without resume states,
-so neither the server nor the ONNX export ever writes into it. Needs Chromium (FVCORE_CHROMIUM,
+so neither the server nor the ONNX export ever writes into it (the copy is removed unless
+the run fails). Needs Chromium (FVCORE_CHROMIUM,
 default /usr/bin/chromium) and Playwright. Exit status 1 when any answer was wrong.
 """
 from __future__ import annotations
@@ -43,12 +44,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the load on a copy of the checkpoints and print the numbers."""
     args = get_parser().parse_args(argv)
     env = {"FVCORE_THREADS": args.threads} if args.threads else None
-    with tempfile.TemporaryDirectory(prefix="fvcore-load-") as tmp:
-        root = Path(tmp) / "checkpoints"
-        shutil.copytree(args.checkpoints, root, ignore=shutil.ignore_patterns(".train", "*.tmp"))
-        report = run_load(root, sessions=args.sessions, uploads=args.uploads,
-                          warmup=args.warmup, timeout=args.timeout, workdir=Path(tmp) / "run",
-                          env=env)
+    tmp = Path(tempfile.mkdtemp(prefix="fvcore-load-"))  # kept when the run fails: its log
+    root = tmp / "checkpoints"                            # and screenshots are in run/
+    shutil.copytree(args.checkpoints, root, ignore=shutil.ignore_patterns(".train", "*.tmp"))
+    report = run_load(root, sessions=args.sessions, uploads=args.uploads, warmup=args.warmup,
+                      timeout=args.timeout, workdir=tmp / "run", env=env)
+    shutil.rmtree(tmp, ignore_errors=True)
     print(report.summary())
     for problem in report.problems[:20]:
         print(f"  wrong: {problem}")
