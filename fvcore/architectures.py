@@ -1,7 +1,9 @@
 """The one registry of architectures: name -> how to build it, where its ImageNet weights come from,
 what its input looks like and which layer Grad-CAM explains.
 
-Every model is built by :func:`create_model`; nothing else constructs networks.
+Every model is built by :func:`create_model`; nothing else constructs networks. Importing this
+module does not import torch (the registry's facts serve the torch-free checkpoint catalog);
+building a model does.
 """
 from __future__ import annotations
 
@@ -9,15 +11,15 @@ import fnmatch
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable, Optional
 
 from fvcore.errors import FvError
-from fvcore.layers import CBAM, Head, PlainCNN
 from fvcore.pretrained import (LITE0_WHEEL, ImageNetSource, read_state_dict, timm_source,
                                torchvision_source)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -151,23 +153,28 @@ def _tv(fn_name: str, **kwargs) -> Callable[[int], nn.Module]:
 
 def _replace(attr: str, in_features: int) -> Callable[[nn.Module, int], nn.Module]:
     def attach(base: nn.Module, num_classes: int) -> nn.Module:
+        from fvcore.layers import Head
         setattr(base, attr, Head(in_features, num_classes))
         return base
     return attach
 
 
 def _vgg_attach(base: nn.Module, num_classes: int) -> nn.Module:
+    from torch import nn
+    from fvcore.layers import Head
     base.avgpool = nn.AdaptiveAvgPool2d(1)  # global pooling: 512 features, any input size
     base.classifier = Head(512, num_classes)
     return base
 
 
 def _mobilenet_attach(base: nn.Module, num_classes: int) -> nn.Module:
+    from fvcore.layers import Head
     base.classifier = Head(960, num_classes)
     return base
 
 
 def _resnet_attention(base: nn.Module) -> None:
+    from fvcore.layers import CBAM
     base.layer3.append(CBAM(1024))
     base.layer4.append(CBAM(2048))
 
@@ -181,10 +188,14 @@ def _timm(name: str, **kwargs) -> Callable[[int], nn.Module]:
 
 
 def _cnn(attention: bool) -> Callable[[int], nn.Module]:
-    return lambda size: PlainCNN(1000, attention=attention)
+    def build(size: int) -> nn.Module:
+        from fvcore.layers import PlainCNN
+        return PlainCNN(1000, attention=attention)
+    return build
 
 
 def _cnn_attach(base: nn.Module, num_classes: int) -> nn.Module:
+    from fvcore.layers import Head
     base.head = Head(base.head[1].in_features, num_classes)
     return base
 

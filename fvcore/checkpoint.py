@@ -1,48 +1,32 @@
 """Checkpoint folders: ``model.safetensors`` + ``card.json`` (+ ``history.csv``,
-``predictions.csv``). Saving is atomic per file; loading never unpickles anything."""
+``predictions.csv``). Saving is atomic per file; loading never unpickles anything.
+
+Finding and validating folders (cards and safetensors headers) lives in :mod:`fvcore.catalog`
+and is re-exported here. torch is imported by the functions that save or load weights, not by
+importing this module, so the app lists the zoo without it."""
 from __future__ import annotations
 
 import csv
 import errno
 import os
 import tempfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from torch import nn
-
-from fvcore.architectures import create_model, get_spec
 from fvcore.card import ModelCard
-from fvcore.classifier import Classifier
+from fvcore.catalog import (CARD, HISTORY, PREDICTIONS, WEIGHTS, Entry, Problem,  # noqa: F401
+                            checkpoint_folders, datasets, get_spec_or_raise, read_entry,
+                            read_safetensors_header, scan)
 from fvcore.errors import CheckpointError, FvError
-from fvcore.fastpath import cache_key, cached_export, default_backend, use_backend
 
-WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
-                                       "predictions.csv")
+if TYPE_CHECKING:
+    from torch import nn
+
+    from fvcore.classifier import Classifier
+
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 TEMP_SUFFIX = ".tmp"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A checkpoint folder that was skipped, and why (one line)."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A checkpoint folder whose card and weight header are valid; weights not loaded yet."""
-
-    name: str          # path relative to the discovery root, e.g. "grocery-produce/resnet50"
-    path: Path
-    card: ModelCard
 
 
 class WriteError(FvError, OSError):
@@ -127,52 +111,12 @@ def save_checkpoint(folder: str | Path, model: nn.Module, card: ModelCard, *,
     return folder
 
 
-def _check_header(folder: Path, card: ModelCard) -> None:
-    """Validate the safetensors header against the card without reading the tensors."""
-    from safetensors import SafetensorError, safe_open
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"missing {WEIGHTS}", source=str(folder))
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            keys = set(handle.keys())
-            head = f"{get_spec(card.arch).head_prefix}.5.weight"
-            if head not in keys:
-                raise CheckpointError(f"{WEIGHTS} has no classifier tensor {head!r}: "
-                                      f"weights are not a {card.arch}", source=str(folder))
-            outputs = handle.get_slice(head).get_shape()[0]
-    except SafetensorError as exc:
-        raise CheckpointError(f"corrupt {WEIGHTS} ({str(exc)[:100]})", source=str(folder)) from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {WEIGHTS} ({exc})", source=str(folder)) from None
-    if outputs != len(card.classes):
-        raise CheckpointError(f"card/weights mismatch: card lists {len(card.classes)} classes, "
-                              f"weights have {outputs} outputs", source=str(folder))
-
-
-def read_entry(folder: str | Path, *, root: Optional[Path] = None) -> Entry:
-    """Validate a checkpoint folder's card and weight header (cheap: no tensors are read)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError("not a checkpoint folder", source=str(folder))
-    card = ModelCard.read(folder)
-    get_spec_or_raise(card, folder)
-    _check_header(folder, card)
-    name = folder.relative_to(root).as_posix() if root else folder.name
-    return Entry(name or folder.name, folder, card)
-
-
-def get_spec_or_raise(card: ModelCard, folder: Path) -> None:
-    try:
-        get_spec(card.arch)
-    except FvError as exc:
-        raise CheckpointError(str(exc), source=str(folder)) from None
-
-
 def build_model(folder: Path, card: ModelCard) -> nn.Module:
     """The checkpoint's torch module: card -> create_model -> strict load of the weights."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from fvcore.architectures import create_model
     model, _ = create_model(card.arch, len(card.classes), image_size=card.image_size)
     try:
         state = {k: v.float() if v.is_floating_point() else v
@@ -191,6 +135,7 @@ def build_model(folder: Path, card: ModelCard) -> nn.Module:
 def _build_unchanged(folder: Path, card: ModelCard, key: str) -> nn.Module:
     """build_model for a classifier that predicts from the export of the weights with cache key
     ``key``: they must still be those weights, or predictions and Grad-CAM would disagree."""
+    from fvcore.fastpath import cache_key
     if cache_key(folder, card) != key:
         raise CheckpointError(f"{WEIGHTS} changed since the checkpoint was loaded; load it again",
                               source=str(folder))
@@ -204,43 +149,28 @@ def load_checkpoint(path: str | Path, *, name: str = "",
     ``backend`` runs predictions on ``onnx`` (the cached ONNX Runtime fast path, falling back to
     PyTorch with a warning) or ``pytorch``; default ``$FVCORE_BACKEND``, else onnx when installed.
     With onnx and an export cached for exactly these weights, the torch module is built only when
-    first used (Grad-CAM), so loading is quick and holds one copy of the weights.
+    first used (Grad-CAM), so loading is quick and holds one copy of the weights; a load that
+    exports drops the module once the export passed its parity check, for the same reason.
 
     Raises CheckpointError with a one-line reason for a missing file, a corrupt safetensors, an
     unknown architecture or a card that does not match the weights.
     """
+    from fvcore.classifier import Classifier
+    from fvcore.fastpath import (cache_key, cached_export, default_backend, release_free_memory,
+                                 use_backend)
     folder = Path(path)
     card = read_entry(folder).card
     backend = backend or default_backend()
-    export = cached_export(folder, card) if backend == "onnx" else None
-    loader = partial(_build_unchanged, folder, card, cache_key(folder, card)) if export else \
-        partial(build_model, folder, card)
+    onnx = backend == "onnx"
+    export = cached_export(folder, card) if onnx else None
+    unchanged = partial(_build_unchanged, folder, card, cache_key(folder, card)) if onnx else None
     classifier = Classifier(None if export else build_model(folder, card), card,
-                            name=name or folder.name, path=folder, loader=loader)
-    use_backend(classifier, backend)
+                            name=name or folder.name, path=folder,
+                            loader=unchanged if export else partial(build_model, folder, card))
+    if use_backend(classifier, backend) == "onnx" and not export:
+        classifier.release_model(unchanged)  # exported and parity-checked: not needed until CAM
+        release_free_memory()
     return classifier
-
-
-def checkpoint_folders(root: str | Path) -> list[Path]:
-    """Every folder under ``root`` (recursively, sorted) holding a card or a weights file."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = {p.parent for pattern in (CARD, WEIGHTS) for p in root.rglob(pattern)
-             if not any(part.startswith(".") for part in p.relative_to(root).parts)}
-    return sorted(found)
-
-
-def scan(root: str | Path) -> tuple[list[Entry], list[Problem]]:
-    """Cheaply validate every checkpoint under ``root``: (good entries, problems)."""
-    root = Path(root)
-    entries, problems = [], []
-    for folder in checkpoint_folders(root):
-        try:
-            entries.append(read_entry(folder, root=root))
-        except FvError as exc:
-            problems.append(Problem(folder.relative_to(root).as_posix() or ".", exc.reason))
-    return entries, problems
 
 
 def discover(root: str | Path, *, backend: Optional[str] = None
@@ -254,11 +184,3 @@ def discover(root: str | Path, *, backend: Optional[str] = None
         except FvError as exc:
             problems.append(Problem(entry.name, exc.reason))
     return classifiers, problems
-
-
-def datasets(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
-    """Group entries by the dataset named in their cards (sorted by dataset, then name)."""
-    groups: dict[str, list[Entry]] = {}
-    for entry in sorted(entries, key=lambda e: (e.card.dataset, e.name)):
-        groups.setdefault(entry.card.dataset, []).append(entry)
-    return groups

@@ -68,6 +68,12 @@ class Classifier:
     def model(self, module: nn.Module) -> None:
         self._model = _eval_module(module)
 
+    def release_model(self, loader: Callable[[], nn.Module]) -> None:
+        """Drop the torch module while predictions run without it (the fast path); ``loader``
+        builds it again when Grad-CAM or the eager path next needs it."""
+        with self._model_lock:
+            self._model, self._loader = None, loader
+
     @property
     def model_loaded(self) -> bool:
         """Whether the torch module is in memory (see :attr:`model`)."""

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from fvcore.checkpoint import HISTORY, Entry
+from fvcore.catalog import HISTORY, Entry
 from fvcore.evaluate import Predictions, compare, evaluate_predictions
 from fvcore.metrics import calibration
 

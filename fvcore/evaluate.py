@@ -7,16 +7,17 @@ import io
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from fvcore.checkpoint import PREDICTIONS, atomic_write
-from fvcore.classifier import Classifier
 from fvcore.errors import FvError
 from fvcore.images import load_image
 from fvcore.metrics import log_loss, mcnemar, report, wilson_interval
+
+if TYPE_CHECKING:
+    from fvcore.classifier import Classifier
 
 PROB_PREFIX = "p:"
 
@@ -71,6 +72,7 @@ def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]],
                     batch_size: int = 32,
                     progress: Optional[Callable[[int, int], None]] = None) -> Predictions:
     """Run ``classifier`` over labelled samples in batches; paths are stored relative to ``root``."""
+    import torch
     probs = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]

@@ -202,9 +202,12 @@ def build_runner(clf: Classifier, *, threads: int = 0) -> OnnxRunner:
     if not error < PARITY_TOL:
         raise FvError(f"ONNX output differs from PyTorch by {error:.2e} (limit {PARITY_TOL:g})")
     stored = _store(data, candidates)
-    if stored is not None:
-        runner.source = str(stored)
-    return runner
+    if stored is None:
+        return runner
+    # a session made from bytes keeps them (ORT's Python object holds the whole model, as large
+    # as the float32 weights) for its lifetime; one opened from the checked file does not
+    del runner, data
+    return OnnxRunner(make_session(stored, threads=threads), str(stored))
 
 
 def enable_fast_path(clf: Classifier, threads: Optional[int] = None) -> str:

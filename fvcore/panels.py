@@ -1,5 +1,7 @@
 """Page sections shared by several pages: the model table, one model's prediction block and the
-metrics panel shown for stored (Compare) and uploaded (Evaluate) predictions."""
+metrics panel shown for stored (Compare) and uploaded (Evaluate) predictions. The figures
+(:mod:`fvcore.charts`, plotly express) are imported by the sections that draw them, so the Home
+page's table does not wait for them."""
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
@@ -8,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fvcore import charts, dashboard
+from fvcore import dashboard
 from fvcore.evaluate import Predictions
 
 _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_accuracy",
@@ -67,6 +69,7 @@ def table(frame: pd.DataFrame, *, key: Optional[str] = None,
 def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: float, k: int, *,
                      groups: Mapping[str, str], dissent: bool, majority: Optional[str]) -> None:
     """One model's answer for one image: top-1 as a metric, group, latency, top-k bars."""
+    from fvcore import charts
     top = dashboard.top_k(classes, probs, k)
     label, prob = top["label"][0], top["prob"][0]
     with st.container(border=True):
@@ -100,6 +103,7 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
                   key: str) -> None:
     """Metrics of a set of models on shared labelled images: table, per-class F1, confusion
     (normalised or counts, one model or the difference of two), reliability and McNemar."""
+    from fvcore import charts
     full = dashboard.reports(preds, dict(groups))
     classes = next(iter(preds.values())).classes
     tabs = st.tabs(["Confusion", "Per-class F1", "Calibration", "Significance"])

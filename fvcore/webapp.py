@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 
 import streamlit as st
 
-from fvcore.checkpoint import Entry, Problem, datasets
+from fvcore.catalog import Entry, Problem, datasets
 from fvcore.dashboard import REPO, short_names
 from fvcore.errors import FvError
 from fvcore.webcache import load_model, measure_latency, scan_cached

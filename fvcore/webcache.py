@@ -1,22 +1,24 @@
 """Cached loading for the app: models once per process (``st.cache_resource`` keyed by the
 checkpoint folder plus the weights' modification time, so a retrained checkpoint is reloaded),
-and everything derived from stored files or uploads through ``st.cache_data``."""
+and everything derived from stored files or uploads through ``st.cache_data``. Importing it
+does not import torch: that happens when the first model loads."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fvcore.checkpoint import HISTORY, PREDICTIONS, WEIGHTS, Entry, Problem, scan
-from fvcore.checkpoint import checkpoint_folders, load_checkpoint
-from fvcore.classifier import Classifier
+from fvcore.catalog import HISTORY, PREDICTIONS, WEIGHTS, Entry, Problem, checkpoint_folders, scan
 from fvcore.dashboard import read_history
 from fvcore.errors import FvError
 from fvcore.evaluate import Predictions, read_predictions
+
+if TYPE_CHECKING:
+    from fvcore.classifier import Classifier
 
 
 def _mtime(path: Path) -> float:
@@ -45,6 +47,7 @@ def scan_cached(root: str | Path) -> tuple[list[Entry], list[Problem]]:
 
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _load(path: str, stamp: float) -> Classifier:
+    from fvcore.checkpoint import load_checkpoint  # torch: only pages that load a model need it
     return load_checkpoint(path, name=path)  # the path: unique, whatever a page calls the model
 
 

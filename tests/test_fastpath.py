@@ -81,7 +81,8 @@ def test_second_load_reuses_the_cached_export(checkpoint_root, tmp_path, monkeyp
 def test_a_cached_load_builds_the_torch_model_only_for_grad_cam(checkpoint_root, tmp_path,
                                                                photos):
     folder = copy_checkpoint(checkpoint_root / "shapes" / "efficientnet_lite0", tmp_path / "e")
-    assert load_checkpoint(folder, backend="onnx").model_loaded  # first load: export + parity
+    first = load_checkpoint(folder, backend="onnx")  # export + parity, then the module is dropped
+    assert first.backend == "onnx" and not first.model_loaded
     clf = load_checkpoint(folder, backend="onnx")
     probs = clf.predict(photos[0])[0]
     assert clf.backend == "onnx" and not clf.model_loaded
