@@ -210,6 +210,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune", choices=("head", "partial", "full"))
     for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float),
                        ("--weight-decay", float), ("--image-size", int), ("--patience", int),
+                       ("--min-epochs", int),
                        ("--seed", int), ("--workers", int), ("--label-smoothing", float),
                        ("--warmup-epochs", float), ("--val-fraction", float),
                        ("--backbone-lr-scale", float), ("--mix", float),

