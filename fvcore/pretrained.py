@@ -24,6 +24,15 @@ class ImageNetSource:
     fetch: Callable[[int], dict[str, torch.Tensor]]  # image size -> base state dict
 
 
+def _unpickler_reason(exc: Exception) -> str:
+    """The telling line of torch's weights_only refusal (``Unsupported global: GLOBAL
+    builtins.exec ...``) rather than its first line, which is general advice."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    telling = [line[line.index("Unsupported"):] for line in lines if "Unsupported" in line]
+    reason = (telling or lines or [type(exc).__name__])[0]
+    return reason.split(" was not an allowed global")[0][:160]
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a weights file (safetensors, or a ``.pth``/``.pt`` state dict) without unpickling code.
 
@@ -45,9 +54,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - the unpickler raises many types; all mean "refused"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FvError("refused to load: not a plain state dict of tensors "
-                          f"(weights_only load failed: {first[:160]})", source=str(path)) from None
+                          f"(weights_only load failed: {_unpickler_reason(exc)})",
+                          source=str(path)) from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
