@@ -35,6 +35,9 @@ class EvalPreset:
         return self.tensor(self.geometry(image))
 
 
+AUGMENT_POLICIES = ("basic", "trivial")
+
+
 class TrainPreset:
     """Augmentation for training only. ``basic``: random resized crop, flip, rotation, colour
     jitter. ``trivial``: random resized crop, flip, TrivialAugmentWide (one random operation of
@@ -43,7 +46,7 @@ class TrainPreset:
     def __init__(self, *, crop_size: int, mean: Sequence[float], std: Sequence[float],
                  scale: tuple[float, float] = (0.35, 1.0), hflip: float = 0.5,
                  rotation: float = 15.0, jitter: float = 0.3, policy: str = "basic") -> None:
-        if policy not in ("basic", "trivial"):
+        if policy not in AUGMENT_POLICIES:
             raise ValueError(f"unknown augmentation policy {policy!r}; choose basic or trivial")
         geometry = [T.RandomResizedCrop(crop_size, scale=scale, antialias=True),
                     T.RandomHorizontalFlip(hflip)]

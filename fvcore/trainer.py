@@ -38,9 +38,8 @@ from fvcore.cost import count_flops, count_params
 from fvcore.data import DataSplits, ImageListDataset, load_splits
 from fvcore.errors import FvError
 from fvcore.evaluate import evaluate_predictions, predict_samples
-from fvcore.presets import EvalPreset, TrainPreset
+from fvcore.presets import AUGMENT_POLICIES, EvalPreset, TrainPreset
 from fvcore.train import (
-    AUGMENT_POLICIES,
     TrainConfig,
     _pick_device,
     _world,
@@ -100,16 +99,20 @@ def _head_features(model: nn.Module, arch: str, dataset, device, batch_size: int
     return TensorDataset(torch.cat(feats), torch.cat(labels))
 
 
-def _eval_size(config: TrainConfig, size: int) -> int:
-    """The test-time crop: the training size unless ``eval_size`` asks for a larger one (a CNN
-    trained on random crops sees objects bigger than a centre crop shows them; testing at a
-    higher resolution matches them again -- Touvron et al., "Fixing the train-test resolution
-    discrepancy", 2019). Transformers keep their training size (fixed position embeddings)."""
+def _check_augmentation(config: TrainConfig) -> None:
+    """Refuse an unknown augmentation policy or a negative mixing alpha before any work."""
     if config.augment_policy not in AUGMENT_POLICIES:
         raise FvError(f"unknown --augment-policy {config.augment_policy!r}; choose one of "
                       f"{', '.join(AUGMENT_POLICIES)}")
     if config.mix < 0:
         raise FvError(f"--mix must be >= 0 (the CutMix/MixUp Beta alpha), got {config.mix}")
+
+
+def _eval_size(config: TrainConfig, size: int) -> int:
+    """The test-time crop: the training size unless ``eval_size`` asks for a larger one (a CNN
+    trained on random crops sees objects bigger than a centre crop shows them; testing at a
+    higher resolution matches them again -- Touvron et al., "Fixing the train-test resolution
+    discrepancy", 2019). Transformers keep their training size (fixed position embeddings)."""
     eval_size = config.eval_size or size
     if eval_size != size and get_spec(config.arch).reshape is not None:
         raise FvError(f"{config.arch} is evaluated at its training size ({size} px); drop "
@@ -137,6 +140,10 @@ def _save_state(out: Path, state: dict) -> None:
 
 def train(config: TrainConfig) -> Optional[ModelCard]:
     """Run the whole recipe; returns the finished card on rank 0 (None on other ranks)."""
+    _check_augmentation(config)
+    spec = get_spec(config.arch)
+    size = config.image_size or spec.input_size
+    eval_size = _eval_size(config, size)
     rank, world = _world()
     device = _pick_device(config.device)
     if world > 1 and not dist.is_initialized():
@@ -151,8 +158,6 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
         log.info(f"removed {len(stale)} temporary file(s) left by an interrupted run")
     _seed_everything(config.seed)
     data = load_splits(config.data, val_fraction=config.val_fraction, seed=config.seed)
-    spec = get_spec(config.arch)
-    size = config.image_size or spec.input_size
     resume = config.resume and (out / STATE).is_file()
     if config.resume and not resume and (out / "card.json").is_file():
         finished = ModelCard.read(out)
@@ -166,7 +171,6 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     pretrained = not init.startswith("none")
     configure_finetuning(model, config.arch, config.finetune)
     model = model.to(device).to(memory_format=torch.channels_last)
-    eval_size = _eval_size(config, size)
     eval_preset = EvalPreset(crop_size=eval_size, resize_size=config.eval_resize,
                              mean=spec.mean, std=spec.std)
     train_tf = TrainPreset(crop_size=size, mean=spec.mean, std=spec.std,
