@@ -84,7 +84,9 @@ def heatmap(frame: pd.DataFrame, title: str, x: str, y: str, *, diverging: bool 
         kwargs = dict(color_continuous_scale="RdBu_r", zmin=-bound, zmax=bound)
     else:
         kwargs = dict(color_continuous_scale="Blues", zmin=0, zmax=zmax)
-    show_text = max(frame.shape) <= 20
+    # numbers in the cells while they fit: up to 20 x 20, or a tall table of few columns
+    # (34 classes x 9 models of per-class F1)
+    show_text = max(frame.shape) <= 20 or (frame.shape[1] <= 12 and frame.shape[0] <= 60)
     fig = px.imshow(values, x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
                     text_auto=fmt if show_text else False, aspect="auto", **kwargs)
     fig.update_xaxes(side="bottom", tickangle=-45 if frame.shape[1] > 6 else 0)

@@ -191,6 +191,21 @@ def confusion_frame(report: Mapping[str, Any], classes: Sequence[str], *,
     return pd.DataFrame(matrix, index=list(classes), columns=list(classes))
 
 
+def top_confusions(report: Mapping[str, Any], classes: Sequence[str], n: int = 10
+                   ) -> pd.DataFrame:
+    """The ``n`` most frequent mistakes (true -> predicted class pairs), largest count first, with
+    the share of the true class they take; with 34 classes the matrix alone hides them."""
+    matrix = np.asarray(report["confusion"], dtype=float)
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    totals = matrix.sum(1)
+    order = np.argsort(-off, axis=None, kind="stable")[:n]
+    rows = [{"true": classes[t], "predicted": classes[q], "images": int(off[t, q]),
+             "share": off[t, q] / totals[t]}
+            for t, q in zip(*np.unravel_index(order, off.shape)) if off[t, q] > 0]
+    return pd.DataFrame(rows, columns=["true", "predicted", "images", "share"])
+
+
 def confusion_difference(a: Mapping[str, Any], b: Mapping[str, Any], classes: Sequence[str], *,
                          normalise: bool = False) -> pd.DataFrame:
     """Confusion of model a minus model b: positive cells are where a puts more images."""

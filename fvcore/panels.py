@@ -14,7 +14,7 @@ from fvcore import dashboard
 from fvcore.evaluate import Predictions
 
 _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_accuracy",
-            "top3_accuracy", "best_val_acc")
+            "top3_accuracy", "best_val_acc", "share")
 
 
 def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = None) -> dict:
@@ -131,6 +131,11 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
                                  "predicted class", "true class", fmt=".2f" if normalise else ".0f",
                                  zmax=1.0 if normalise else None)
         st.plotly_chart(fig, key=f"{key}_cm_chart")
+        if not other:
+            st.markdown(f"**Most frequent mistakes of {model}**")
+            table(dashboard.top_confusions(full[model], classes), key=f"{key}_cm_top",
+                  titles={"true": "True class", "predicted": "Predicted as",
+                          "share": "Share of the true class"})
     with tabs[1]:
         f1 = dashboard.per_class_f1(full)
         st.plotly_chart(charts.heatmap(f1, "Per-class F1 across models", "model", "class",

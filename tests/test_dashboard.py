@@ -53,6 +53,24 @@ def test_confusion_normalised_rows_and_difference():
     assert diff.loc["a", "b"] == 1 and diff.loc["a", "a"] == -1 and diff.to_numpy().sum() == 0
 
 
+def test_top_confusions_are_the_largest_off_diagonal_cells_first():
+    report = dashboard.reports({"m": preds([0, 0, 0, 1, 1, 2], [1, 1, 0, 2, 1, 2])})["m"]
+    top = dashboard.top_confusions(report, CLASSES)
+    assert top.to_dict("records") == [
+        {"true": "a", "predicted": "b", "images": 2, "share": pytest.approx(2 / 3)},
+        {"true": "b", "predicted": "c", "images": 1, "share": pytest.approx(1 / 2)}]
+    perfect = dashboard.reports({"m": preds([0, 1, 2], [0, 1, 2])})["m"]
+    assert dashboard.top_confusions(perfect, CLASSES).empty
+
+
+def test_tall_narrow_heatmaps_keep_their_numbers():
+    f1 = pd.DataFrame(np.full((34, 9), 0.5), index=[f"c{i}" for i in range(34)],
+                      columns=[f"m{i}" for i in range(9)])
+    assert charts.heatmap(f1, "F1", "model", "class").data[0].texttemplate
+    confusion = pd.DataFrame(np.eye(34), index=f1.index, columns=f1.index)
+    assert not charts.heatmap(confusion, "cm", "predicted", "true").data[0].texttemplate
+
+
 def test_mcnemar_matrix_is_symmetric_with_empty_diagonal():
     models = {"x": preds([0, 1, 2, 0], [0, 1, 2, 0]), "y": preds([0, 1, 2, 0], [1, 1, 2, 0]),
               "z": preds([0, 1, 2, 0], [1, 2, 0, 1])}
