@@ -11,36 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests")]
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_health(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    url = f"http://127.0.0.1:{port}/_stcore/health"
-    while time.perf_counter() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("health endpoint did not answer in time")
+from appserver import free_port, stop, wait_healthy  # noqa: E402 - needs the path above
 
 
 def _first_run(port: int, timeout: float) -> dict:
@@ -75,16 +55,12 @@ def cold_start(app: Path, *, env: Optional[dict] = None, timeout: float = 120.0)
     proc = subprocess.Popen(cmd, cwd=app.parent, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_health(port, proc, start + timeout)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout, poll=0.05)
         health = time.perf_counter() - start
         run = _first_run(port, timeout)
         rendered = time.perf_counter() - start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, grace=10)
     return {"health_s": health, "first_render_s": rendered, **run}
 
 

@@ -1,6 +1,7 @@
 """The real app for browser tests: `streamlit run app.py` on a free loopback port, Debian's
 headless Chromium, and the few page helpers every browser test needs (settle, upload).
-Shared by tests/test_e2e_browser.py, tests/test_load.py and bench/load.py."""
+Shared by tests/test_e2e_browser.py, tests/test_load.py, bench/load.py, bench/coldstart.py and
+docs/screenshots.py."""
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    """Wait until Streamlit's health endpoint answers; fail fast when the server exits."""
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0,
+                 poll: float = 0.5) -> None:
+    """Wait until Streamlit's health endpoint answers (asking every ``poll`` seconds); fail fast
+    when the server exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -51,7 +54,7 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
                 if reply.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
+            time.sleep(poll)
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
 
 
@@ -72,12 +75,17 @@ def serve_app(env: Mapping[str, str], log: Path) -> Iterator[App]:
             wait_healthy(app.url, process)
             yield app
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """Terminate a server; kill it when it has not exited after ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def rss_mb(pid: int) -> float:
