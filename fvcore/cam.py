@@ -39,8 +39,10 @@ class CamResult:
 
 def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: Optional[int],
                 method: str = "gradcam",
-                reshape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> CamResult:
-    """Explain ``target`` (default: the predicted class) for one preprocessed image ``x`` (1xCxHxW).
+                reshape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                temperature: float = 1.0) -> CamResult:
+    """Explain ``target`` (default: the predicted class) for one preprocessed image ``x`` (1xCxHxW);
+    the probabilities are ``softmax(logits / temperature)``, as the classifier's.
 
     One forward pass gives both the probabilities and the CAM. Gradients flow only from the
     output back to ``layer``: the layer's output is detached and made a leaf, so autograd computes
@@ -65,21 +67,32 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: 
             cam.outputs = None  # the graph (kept by retain_graph=True) dies with this reference
     finally:
         cut.remove()
-    probs = torch.softmax(logits, 1)[0].numpy()
+    probs = torch.softmax(logits / temperature, 1)[0].numpy()
     target = int(logits.argmax(1)) if target is None else target
     heatmap = np.nan_to_num(heatmap.astype(np.float32), nan=0.0).clip(0.0, 1.0)
     return CamResult(heatmap, probs, target, method, (time.perf_counter() - start) * 1000.0)
 
 
+class _SoftmaxTarget:
+    """grad-cam's ClassifierOutputSoftmaxTarget with a temperature."""
+
+    def __init__(self, category: int, temperature: float = 1.0) -> None:
+        self.category, self.temperature = category, temperature
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(output / self.temperature, dim=-1)
+        return probs[self.category] if output.ndim == 1 else probs[:, self.category]
+
+
 def faithfulness(model: nn.Module, x: torch.Tensor, heatmap: np.ndarray, target: int, *,
-                 percentile: int = 80) -> float:
-    """ROAD: how much the target probability drops when the most-highlighted
-    ``100 - percentile`` % of pixels are removed (imputed). Higher = more faithful explanation."""
+                 percentile: int = 80, temperature: float = 1.0) -> float:
+    """ROAD: how much the target probability (``softmax(logits / temperature)``) drops when the
+    most-highlighted ``100 - percentile`` % of pixels are removed (imputed). Higher = more
+    faithful explanation."""
     from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
     metric = ROADMostRelevantFirst(percentile=percentile)
     with torch.no_grad():
-        score = metric(x, heatmap[None], [ClassifierOutputSoftmaxTarget(target)], model)
+        score = metric(x, heatmap[None], [_SoftmaxTarget(target, temperature)], model)
     return float(-np.asarray(score).reshape(-1)[0])
 
 

@@ -37,6 +37,8 @@ class ModelCard:
     params: Optional[int] = None
     flops: Optional[int] = None
     metrics: dict[str, Any] = field(default_factory=dict)  # test: accuracy, loss, n_images, ...
+    temperature: float = 1.0   # probabilities are softmax(logits / temperature)
+    calibration: dict[str, Any] = field(default_factory=dict)  # how the temperature was fitted
     splits: dict[str, Any] = field(default_factory=dict)   # where each split came from
     notes: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -80,6 +82,10 @@ class ModelCard:
         resize = data.get("resize_size")
         if resize is not None and not data["image_size"] <= resize <= 2048:
             raise CheckpointError("card.json 'resize_size' must be an integer in image_size..2048",
+                                  source=source)
+        temperature = data.get("temperature", 1.0)
+        if not (math.isfinite(temperature) and 0.01 <= temperature <= 100):
+            raise CheckpointError("card.json 'temperature' must be a number in 0.01..100",
                                   source=source)
         if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
             raise CheckpointError(f"card.json schema {data['schema_version']} is newer than this "

@@ -93,10 +93,16 @@ class Classifier:
         with self.lock, torch.inference_mode():
             return self.model(batch).float().numpy()
 
-    def predict_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
-        """Probabilities (N x C) for an already preprocessed batch, in chunks of ``batch_size``."""
+    def logits_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
+        """Raw logits (N x C, before the card's temperature) of a preprocessed batch, in chunks
+        of ``batch_size``."""
         chunks = [self.runner(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)]
-        logits = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
+
+    def predict_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
+        """Probabilities (N x C) for an already preprocessed batch: ``softmax(logits / T)`` with
+        the card's temperature T (1 unless the model was calibrated)."""
+        logits = self.logits_tensor(batch, batch_size=batch_size) / self.card.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -133,8 +139,10 @@ class Classifier:
         index = self.class_index(target)
         with self.lock:
             result = compute_cam(self.model, get_submodule(self.model, self.spec.cam_layer), x,
-                                 target=index, method=method, reshape=self.spec.reshape)
-            faith = faithfulness(self.model, x, result.heatmap, result.target) if score else None
+                                 target=index, method=method, reshape=self.spec.reshape,
+                                 temperature=self.card.temperature)
+            faith = faithfulness(self.model, x, result.heatmap, result.target,
+                                 temperature=self.card.temperature) if score else None
         return result, faith
 
     def gradcam(self, image: ImageInput, target: int | str | None = None,

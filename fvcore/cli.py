@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 import warnings
@@ -83,6 +84,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, r in full["per_class"].items():
         print(f"{name:<24}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1']:>10.3f}"
               f"{int(r['support']):>9}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit each checkpoint's temperature on its own validation split (temperature scaling), then
+    re-test it: card and predictions.csv are rewritten, the weights are not touched."""
+    from fvcore.checkpoint import load_checkpoint
+    from fvcore.data import load_splits
+    from fvcore.evaluate import (calibrate_classifier, evaluate_predictions, predict_samples,
+                                 save_evaluation)
+    for folder in args.checkpoints:
+        classifier = load_checkpoint(folder)
+        recipe = classifier.card.recipe
+        data = load_splits(args.data, val_fraction=float(recipe.get("val_fraction", 0.15)),
+                           seed=int(recipe.get("seed", 0)))
+        expected = recipe.get("dataset_fingerprint")
+        if data.classes != classifier.classes or (expected and data.fingerprint() != expected):
+            raise FvError(f"not the dataset {classifier.name} was trained on (classes or "
+                          "dataset fingerprint differ)", source=str(args.data))
+        ece_before = classifier.card.metrics.get("ece")
+        fit = calibrate_classifier(classifier, data.splits["validation"])
+        fit["command"] = shlex.join(["python", "-m", "fvcore", "calibrate", str(folder),
+                                     "--data", str(args.data)])  # done after training
+        preds = predict_samples(classifier, data.splits["test"], root=data.root)
+        full = evaluate_predictions(preds, classifier.card.groups)
+        save_evaluation(classifier, preds, full, dataset=data.name)
+        if "skipped" in fit:
+            print(f"{folder}: temperature 1 ({fit['skipped']})")
+            continue
+        print(f"{folder}: temperature {classifier.card.temperature:.3f} from {fit['n_images']} "
+              f"validation images; test ECE "
+              + (f"{ece_before:.3f} -> " if ece_before is not None else "")
+              + f"{full['ece']:.3f}, test loss {full['loss']:.4f}, accuracy "
+              f"{full['accuracy']:.4f} (unchanged by design)")
     return 0
 
 
@@ -243,6 +278,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of class sub-folders (e.g. DIR/test)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--save", action="store_true", help="rewrite predictions.csv and card metrics")
+    p = add("calibrate", cmd_calibrate)
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data", required=True, help="the dataset folder the models were trained on")
     p = add("compare", cmd_compare)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--json", action="store_true")

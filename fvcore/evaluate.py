@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from fvcore.images import load_image
 from fvcore.metrics import log_loss, mcnemar, report, wilson_interval
 
 if TYPE_CHECKING:
+    import torch
+
     from fvcore.classifier import Classifier
 
 PROB_PREFIX = "p:"
@@ -68,22 +70,41 @@ def read_predictions(folder: str | Path, classes: Sequence[str]) -> Optional[Pre
                        list(classes))
 
 
+def _batches(classifier: Classifier, samples: Sequence[tuple[Path, int]], batch_size: int,
+             progress: Optional[Callable[[int, int], None]] = None) -> Iterator["torch.Tensor"]:
+    """Preprocessed batches of labelled samples, in order."""
+    import torch
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        yield torch.stack([classifier.preset(load_image(p)) for p, _ in chunk])
+        if progress:
+            progress(min(start + batch_size, len(samples)), len(samples))
+
+
 def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]], *, root: Path,
                     batch_size: int = 32,
                     progress: Optional[Callable[[int, int], None]] = None) -> Predictions:
     """Run ``classifier`` over labelled samples in batches; paths are stored relative to ``root``."""
-    import torch
-    probs = []
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
-        batch = torch.stack([classifier.preset(load_image(p)) for p, _ in chunk])
-        probs.append(classifier.predict_tensor(batch, batch_size=batch_size))
-        if progress:
-            progress(min(start + batch_size, len(samples)), len(samples))
+    probs = [classifier.predict_tensor(batch, batch_size=batch_size)
+             for batch in _batches(classifier, samples, batch_size, progress)]
     paths = [_relative(p, root) for p, _ in samples]
     labels = np.array([label for _, label in samples], dtype=np.int64)
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes)))
     return Predictions(paths, labels, matrix.astype(np.float64), list(classifier.classes))
+
+
+def calibrate_classifier(classifier: Classifier, samples: Sequence[tuple[Path, int]], *,
+                         batch_size: int = 32) -> dict[str, Any]:
+    """Fit the temperature of ``classifier`` on labelled samples (its validation split, never
+    the test split) and put it, with the record of the fit, into its card (in memory; saved by
+    :func:`save_evaluation`). Returns the record."""
+    from fvcore.calibration import calibrate
+    logits = [classifier.logits_tensor(batch, batch_size=batch_size)
+              for batch in _batches(classifier, samples, batch_size)]
+    matrix = np.concatenate(logits) if logits else np.zeros((0, len(classifier.classes)))
+    labels = np.array([label for _, label in samples], dtype=np.int64)
+    classifier.card.temperature, classifier.card.calibration = calibrate(matrix, labels)
+    return classifier.card.calibration
 
 
 def _relative(path: Path, root: Path) -> str:

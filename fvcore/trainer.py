@@ -283,9 +283,16 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
 
 def _finish(out: Path, data: DataSplits, history: list[dict], stopped: bool, elapsed: float,
             log: logging.Logger) -> ModelCard:
-    """Test the best checkpoint exactly as ``fvcore evaluate`` will, then complete its card."""
-    from fvcore.evaluate import save_evaluation
+    """Calibrate the best checkpoint on the validation split (temperature scaling), test it
+    exactly as ``fvcore evaluate`` will, then complete its card."""
+    from fvcore.evaluate import calibrate_classifier, save_evaluation
     classifier = load_checkpoint(out)
+    fit = calibrate_classifier(classifier, data.splits["validation"])
+    log.info(f"temperature {classifier.card.temperature:.3f} fitted on {fit['n_images']} "
+             f"validation images" + (f" (validation NLL {fit['val_nll_before']:.4f} -> "
+                                     f"{fit['val_nll_after']:.4f}, ECE {fit['val_ece_before']:.3f}"
+                                     f" -> {fit['val_ece_after']:.3f})" if "skipped" not in fit
+                                     else f": skipped, {fit['skipped']}"))
     card = classifier.card
     card.epochs_run = len(history) and history[-1]["epoch"]
     card.stopped_early = stopped

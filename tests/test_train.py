@@ -55,6 +55,9 @@ def test_the_finished_folder_is_a_loadable_checkpoint_with_a_complete_card(train
     assert card.training_seconds > 0 and card.hardware.startswith("CPU")
     assert card.groups == {"circle": "round", "square": "angular", "triangle": "angular"}
     assert "group_accuracy" in card.metrics
+    # temperature scaling is tried on the validation split: 18 images are too few for it
+    assert card.calibration["fitted_on"] == "validation" and card.calibration["n_images"] == 18
+    assert "skipped" in card.calibration and card.temperature == 1.0
 
 
 def tiny_data_name(out: Path) -> str:
