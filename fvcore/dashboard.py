@@ -77,7 +77,8 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
             "model": entry.name, "arch": card.arch, "init": init_label(card.init),
             "accuracy": m.get("accuracy"), "ci_low": ci[0], "ci_high": ci[1],
             "macro_f1": m.get("macro_f1"), "group_accuracy": m.get("group_accuracy"),
-            "ece": m.get("ece"), "test_images": m.get("n_images"),
+            "ece": m.get("ece"), "temperature": card.temperature,
+            "test_images": m.get("n_images"),
             "params_m": card.params / 1e6 if card.params else None,
             "gflops": card.flops / 1e9 if card.flops else None,
             "latency_ms": latencies.get(entry.name),
@@ -91,7 +92,8 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
 TABLE_COLUMNS = {
     "model": "Model", "arch": "Architecture", "init": "Init", "accuracy": "Test accuracy",
     "ci_low": "95% CI low", "ci_high": "95% CI high", "macro_f1": "Macro F1",
-    "group_accuracy": "Group accuracy", "ece": "ECE", "test_images": "Test images",
+    "group_accuracy": "Group accuracy", "ece": "ECE", "temperature": "Temperature",
+    "test_images": "Test images",
     "params_m": "Params (M)", "gflops": "GFLOPs", "latency_ms": "CPU latency (ms)",
     "image_size": "Input px", "epochs": "Best/run epochs", "training_min": "Training (min)",
 }

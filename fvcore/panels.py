@@ -30,6 +30,10 @@ def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = Non
             config[column] = st.column_config.NumberColumn(title, format="%.1f%%")
         elif column in ("ece", "loss"):
             config[column] = st.column_config.NumberColumn(title, format="%.3f")
+        elif column == "temperature":
+            config[column] = st.column_config.NumberColumn(
+                title, format="%.2f", help="Probabilities are softmax(logits / T), T fitted on "
+                "the validation split (1: not calibrated)")
         elif column == "gflops":
             config[column] = st.column_config.NumberColumn(title, format="%.2f")
         elif column in ("params_m", "latency_ms", "training_min", "minutes"):
@@ -144,7 +148,9 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
         frame, eces = dashboard.reliability(preds)
         st.plotly_chart(charts.reliability(frame, eces), key=f"{key}_rel_chart")
         st.caption("ECE (expected calibration error): the gap between confidence and accuracy, "
-                   "weighted by bin size; lower is better.")
+                   "weighted by bin size; lower is better. These are the probabilities the models "
+                   "give: after temperature scaling where a card has a temperature (the "
+                   "Temperature column of Compare's overview).")
     with tabs[3]:
         if len(preds) < 2:
             st.info("Select at least two models to test whether they differ.")

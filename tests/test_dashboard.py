@@ -44,6 +44,13 @@ def test_short_names_drop_the_dataset_folder(checkpoint_root):
         ["cnn", "efficientnet_lite0", "vit"]
 
 
+def test_models_table_has_each_cards_temperature(checkpoint_root):
+    entries, _ = scan(checkpoint_root)
+    entries[0].card.temperature = 0.5
+    table = dashboard.models_table(entries)
+    assert list(table["temperature"]) == [0.5, 1.0, 1.0]
+
+
 def test_confusion_normalised_rows_and_difference():
     a = dashboard.reports({"a": preds([0, 0, 1, 2], [0, 1, 1, 2])})["a"]
     b = dashboard.reports({"b": preds([0, 0, 1, 2], [0, 0, 1, 2])})["b"]
