@@ -1,0 +1,85 @@
+"""The zoo: one recipe per (dataset, architecture), the exact command each shipped card records,
+and the README results table generated from the cards."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fvcore.architectures import list_archs
+from fvcore.zoo import RECIPES, results_table, train_command, update_readme
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {"cnn", "cnn_attention", "vgg16", "resnet50", "resnet50_attention", "densenet121",
+            "efficientnet_lite0", "mobilenet_v3_large", "vit"}
+
+
+def test_the_grocery_zoo_has_every_required_architecture_and_hymenoptera_its_three():
+    assert set(RECIPES["grocery-produce"]) == REQUIRED
+    assert set(RECIPES["hymenoptera"]) == {"efficientnet_lite0", "cnn", "mobilenet_v3_large"}
+    assert REQUIRED <= set(list_archs())
+
+
+def test_only_efficientnet_lite0_asks_for_imagenet_weights():
+    for zoo in RECIPES.values():
+        for arch, recipe in zoo.items():
+            assert (recipe["pretrained"] != "none") == (arch == "efficientnet_lite0"), arch
+
+
+def shipped_cards() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "checkpoints"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.split()
+    return sorted(ROOT / p for p in listed if p.endswith("card.json"))
+
+
+@pytest.mark.parametrize("card", shipped_cards(), ids=lambda p: f"{p.parent.parent.name}/"
+                                                                f"{p.parent.name}")
+def test_every_shipped_card_records_the_command_its_zoo_recipe_runs(card):
+    data = json.loads(card.read_text())
+    dataset, arch = card.parent.parent.name, card.parent.name
+    expected = train_command(arch, f"../shared/datasets/{dataset}",
+                             f"checkpoints/{dataset}/{arch}", RECIPES[dataset][arch])
+    assert data["command"] == expected
+
+
+def test_train_command_is_one_sorted_reproducible_line():
+    line = train_command("cnn", "data/x", "out/cnn", {"lr": 0.002, "epochs": 3}, seed=7)
+    assert line == ("python -m fvcore train --arch cnn --data data/x --out out/cnn --epochs 3 "
+                    "--lr 0.002 --seed 7")
+
+
+def test_results_table_has_one_row_per_finished_model(tmp_path, checkpoint_root):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoint_root, root)
+    card_path = root / "shapes" / "vit" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"] = {}                                   # still training: not in the table
+    card_path.write_text(json.dumps(card))
+    card_path = root / "shapes" / "cnn" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["recipe"]["image_size"] = 48                      # trained smaller than tested
+    card_path.write_text(json.dumps(card))
+
+    rows = results_table(root, latency=False).splitlines()
+    assert rows[0].startswith("| dataset | model | initialisation") and len(rows) == 4
+    cnn = next(r for r in rows if "| cnn |" in r)
+    lite0 = next(r for r in rows if "| efficientnet_lite0 |" in r)
+    assert "| from scratch | 48 (test 64) |" in cnn
+    assert ("| **ImageNet** |" in lite0) == json.loads(
+        (root / "shapes" / "efficientnet_lite0" / "card.json").read_text())["init"].startswith(
+        "imagenet")
+    assert "vit" not in "\n".join(rows)
+
+
+def test_update_readme_replaces_only_the_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# t\n\n<!-- zoo:start -->\nold\n<!-- zoo:end -->\n\nafter\n")
+    update_readme(readme, "zoo", "new $1 \\1 table")   # replacement text is taken literally
+    assert readme.read_text() == "# t\n\n<!-- zoo:start -->\nnew $1 \\1 table\n<!-- zoo:end -->" \
+                                 "\n\nafter\n"
+    fresh = tmp_path / "OTHER.md"
+    update_readme(fresh, "zoo", "t")
+    assert fresh.read_text() == "\n\n<!-- zoo:start -->\nt\n<!-- zoo:end -->\n"
