@@ -23,30 +23,16 @@ from typing import Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from appserver import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, serve_app, settle, upload  # noqa: E402
+from appserver import (CHROMIUM, CHROMIUM_ARGS, COMPARE_TABS, WAIT_MS,  # noqa: E402
+                       serve_app, settle, snap, upload, visit)
 
-TABS = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
-        "Misclassified images")
 WIDTH = 1440
 
 
-def snap(page, path: Path, max_height: int = 4000) -> None:
-    """Screenshot the whole main area (Streamlit scrolls inside it, so the viewport grows to the
-    content's height first, up to ``max_height`` pixels)."""
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
-                           ".scrollHeight")
-    page.set_viewport_size({"width": WIDTH, "height": max(900, min(int(height) + 40,
-                                                                   max_height))})
-    page.wait_for_timeout(1000)
-    page.screenshot(path=path)
-    page.set_viewport_size({"width": WIDTH, "height": 900})
+def shoot(page, path: Path) -> None:
+    """Save a full-page PNG (at most 4000 px tall) and say so."""
+    snap(page, path, max_height=4000, wait_ms=1000)
     print(f"wrote {path}")
-
-
-def visit(page, url: str, marker: str) -> None:
-    page.goto(url)
-    page.get_by_text(marker).first.wait_for()
-    settle(page)
 
 
 def choose_dataset(page, dataset: str) -> None:
@@ -66,7 +52,7 @@ def take(url: str, photos: Sequence[Path], out: Path, dataset: Optional[str]) ->
         visit(page, url, "Image-classifier workbench")
         if dataset:
             choose_dataset(page, dataset)  # session state: kept by the in-app page links below
-        snap(page, out / "screenshot-home.png")
+        shoot(page, out / "screenshot-home.png")
 
         page.get_by_role("link", name="Predict").first.click()
         page.get_by_text("Upload one or more photos").first.wait_for()
@@ -79,21 +65,21 @@ def take(url: str, photos: Sequence[Path], out: Path, dataset: Optional[str]) ->
         settle(page)
         page.locator('[data-testid="stMetric"]').first.wait_for()
         settle(page)
-        snap(page, out / "screenshot-predict.png")
+        shoot(page, out / "screenshot-predict.png")
 
         page.get_by_role("link", name="Grad-CAM").first.click()
         page.get_by_text("Upload a photo").first.wait_for()
         upload(page, photos[0])
         settle(page)
-        snap(page, out / "screenshot-gradcam.png")
+        shoot(page, out / "screenshot-gradcam.png")
 
         page.get_by_role("link", name="Compare").first.click()
         page.locator(".js-plotly-plot").first.wait_for()
         settle(page)
-        for tab in TABS:
+        for tab in COMPARE_TABS:
             page.get_by_role("tab", name=tab).click()
             settle(page)
-            snap(page, out / f"screenshot-compare-{tab.split()[0].lower()}.png")
+            shoot(page, out / f"screenshot-compare-{tab.split()[0].lower()}.png")
         browser.close()
 
 

@@ -96,6 +96,10 @@ def rss_mb(pid: int) -> float:
 
 # -- page helpers (Playwright's sync API) -------------------------------------------------------
 
+COMPARE_TABS = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
+                "Misclassified images")
+"""The Compare page's tabs and sub-tabs that the browser walks (the first, Overview, is open)."""
+
 NOT_RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 """True once the script run is over (Streamlit shows its status widget while running)."""
 
@@ -106,6 +110,25 @@ def settle(page) -> None:
     page.wait_for_selector('[data-testid="stApp"]')
     page.wait_for_function(NOT_RUNNING, timeout=WAIT_MS)
     page.wait_for_timeout(1200)
+
+
+def visit(page, url: str, marker: str) -> None:
+    """Open ``url``, wait for ``marker`` text, then for the script run to settle."""
+    page.goto(url)
+    page.get_by_text(marker).first.wait_for()
+    settle(page)
+
+
+def snap(page, path: Path, *, max_height: int = 6000, wait_ms: int = 800) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside its main area, so the viewport is
+    grown to the content's height (at most ``max_height``) first, then set back to 900 px."""
+    width = page.viewport_size["width"]
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
+                           ".scrollHeight")
+    page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, max_height))})
+    page.wait_for_timeout(wait_ms)
+    page.screenshot(path=path)
+    page.set_viewport_size({"width": width, "height": 900})
 
 
 def upload(page, path: Path) -> None:

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from appserver import (CHROMIUM_ARGS, ROOT, SKIP_E2E, SKIP_REASON, WAIT_MS, serve_app, settle,
-                       upload)
+from appserver import (CHROMIUM_ARGS, COMPARE_TABS, ROOT, SKIP_E2E, SKIP_REASON, WAIT_MS,
+                       serve_app, settle, snap, upload, visit)
 from fvcore import webapp
 from fvcore.runs import end_run, log_epoch, start_run
 from fvcore.zipdata import zip_bytes
@@ -68,23 +68,6 @@ def shots() -> Path:
     return folder
 
 
-def visit(page, server, path: str, marker: str) -> None:
-    page.goto(f"{server['url']}/{path}")
-    page.get_by_text(marker).first.wait_for()
-    settle(page)
-
-
-def snap(page, path: Path) -> None:
-    """Screenshot the whole page: Streamlit scrolls inside its main area, so the viewport is
-    grown to the content's height first."""
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
-                           ".scrollHeight")
-    page.set_viewport_size({"width": 1440, "height": max(900, min(int(height) + 40, 6000))})
-    page.wait_for_timeout(800)
-    page.screenshot(path=path)
-    page.set_viewport_size({"width": 1440, "height": 900})
-
-
 def no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -105,7 +88,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     Image.fromarray(skdata.chelsea()).save(photo)
 
     # a deep link first, on the fresh server (before any st.navigation call has been seen)
-    visit(page, server, "predict", "Upload one or more photos")
+    visit(page, f"{server['url']}/predict", "Upload one or more photos")
     upload(page, photo)
     for name in MODELS:
         page.locator('[data-testid="stMetricLabel"]', has_text=name).first.wait_for()
@@ -115,12 +98,12 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     snap(page, shots / "2-predict.png")
 
     # then the home page
-    visit(page, server, "", "Image-classifier workbench")
+    visit(page, f"{server['url']}/", "Image-classifier workbench")
     assert page.get_by_text("shapes/broken").count() >= 1
     no_exception(page)
     snap(page, shots / "1-home.png")
 
-    visit(page, server, "gradcam", "Upload a photo")
+    visit(page, f"{server['url']}/gradcam", "Upload a photo")
     upload(page, photo)
     page.wait_for_function("n => document.querySelectorAll('[data-testid=\"stImage\"]').length"
                            " >= n", arg=len(MODELS))
@@ -128,13 +111,11 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     no_exception(page)
     snap(page, shots / "3-gradcam.png")
 
-    visit(page, server, "compare", "Compare")
+    visit(page, f"{server['url']}/compare", "Compare")
     page.locator(".js-plotly-plot").first.wait_for()
     no_exception(page)
     snap(page, shots / "4-compare.png")
-    tabs = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
-            "Misclassified images")
-    for i, tab in enumerate(tabs):
+    for i, tab in enumerate(COMPARE_TABS):
         page.get_by_role("tab", name=tab).click()
         settle(page)
         snap(page, shots / f"4-compare-{i + 2}-{tab.split()[0].lower()}.png")
@@ -142,7 +123,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     archive = tmp_path / "shapes.zip"
     archive.write_bytes(zip_bytes({f"{p.parent.name}/{p.name}": p.read_bytes()
                                    for p in (server["tiny_data"] / "test").rglob("*.png")}))
-    visit(page, server, "evaluate", "Evaluate on your images")
+    visit(page, f"{server['url']}/evaluate", "Evaluate on your images")
     upload(page, archive)
     page.get_by_role("button", name="Evaluate 3 model(s)").click()
     page.get_by_text("Results on 24 images").wait_for()
@@ -150,7 +131,7 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     no_exception(page)
     snap(page, shots / "5-evaluate.png")
 
-    visit(page, server, "runs", "Training runs")
+    visit(page, f"{server['url']}/runs", "Training runs")
     page.locator(".js-plotly-plot").first.wait_for()
     no_exception(page)
     snap(page, shots / "6-runs.png")
