@@ -86,3 +86,13 @@ def calibrate(logits: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, 
         val_ece_before=round(ece(softmax(logits), labels), 6),
         val_ece_after=round(ece(softmax(logits, temperature), labels), 6))
     return temperature, record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """One line about a ``calibration`` record, for logs and the command line."""
+    if "skipped" in record:
+        return f"temperature 1 (not fitted: {record['skipped']}, {record['n_images']} given)"
+    return (f"temperature {record['temperature']:.3f} fitted on {record['n_images']} validation "
+            f"images (validation NLL {record['val_nll_before']:.4f} -> "
+            f"{record['val_nll_after']:.4f}, ECE {record['val_ece_before']:.3f} -> "
+            f"{record['val_ece_after']:.3f})")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fvcore.architectures import get_spec, get_submodule
+from fvcore.calibration import softmax
 from fvcore.cam import CamResult, compute_cam, faithfulness
 from fvcore.card import ModelCard
 from fvcore.errors import FvError
@@ -102,10 +103,8 @@ class Classifier:
     def predict_tensor(self, batch: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
         """Probabilities (N x C) for an already preprocessed batch: ``softmax(logits / T)`` with
         the card's temperature T (1 unless the model was calibrated)."""
-        logits = self.logits_tensor(batch, batch_size=batch_size) / self.card.temperature
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        logits = self.logits_tensor(batch, batch_size=batch_size)
+        return softmax(logits, self.card.temperature).astype(np.float32)
 
     def predict(self, images: Sequence[ImageInput] | ImageInput, *, batch_size: int = 32) -> np.ndarray:
         """Class probabilities, N x C, for paths, bytes, file objects or PIL images.

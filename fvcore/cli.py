@@ -90,10 +90,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit each checkpoint's temperature on its own validation split (temperature scaling), then
     re-test it: card and predictions.csv are rewritten, the weights are not touched."""
+    from fvcore.calibration import summary
     from fvcore.checkpoint import load_checkpoint
     from fvcore.data import load_splits
-    from fvcore.evaluate import (calibrate_classifier, evaluate_predictions, predict_samples,
-                                 save_evaluation)
+    from fvcore.evaluate import calibrate_and_test
     for folder in args.checkpoints:
         classifier = load_checkpoint(folder)
         recipe = classifier.card.recipe
@@ -104,17 +104,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise FvError(f"not the dataset {classifier.name} was trained on (classes or "
                           "dataset fingerprint differ)", source=str(args.data))
         ece_before = classifier.card.metrics.get("ece")
-        fit = calibrate_classifier(classifier, data.splits["validation"])
-        fit["command"] = shlex.join(["python", "-m", "fvcore", "calibrate", str(folder),
-                                     "--data", str(args.data)])  # done after training
-        preds = predict_samples(classifier, data.splits["test"], root=data.root)
-        full = evaluate_predictions(preds, classifier.card.groups)
-        save_evaluation(classifier, preds, full, dataset=data.name)
-        if "skipped" in fit:
-            print(f"{folder}: temperature 1 ({fit['skipped']})")
-            continue
-        print(f"{folder}: temperature {classifier.card.temperature:.3f} from {fit['n_images']} "
-              f"validation images; test ECE "
+        fit, full = calibrate_and_test(classifier, data, command=shlex.join(
+            ["python", "-m", "fvcore", "calibrate", str(folder), "--data", str(args.data)]))
+        print(f"{folder}: {summary(fit)}; test ECE "
               + (f"{ece_before:.3f} -> " if ece_before is not None else "")
               + f"{full['ece']:.3f}, test loss {full['loss']:.4f}, accuracy "
               f"{full['accuracy']:.4f} (unchanged by design)")

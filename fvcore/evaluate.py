@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from fvcore.classifier import Classifier
+    from fvcore.data import DataSplits
 
 PROB_PREFIX = "p:"
 
@@ -105,6 +106,21 @@ def calibrate_classifier(classifier: Classifier, samples: Sequence[tuple[Path, i
     labels = np.array([label for _, label in samples], dtype=np.int64)
     classifier.card.temperature, classifier.card.calibration = calibrate(matrix, labels)
     return classifier.card.calibration
+
+
+def calibrate_and_test(classifier: Classifier, data: DataSplits, *,
+                       command: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the temperature on ``data``'s validation split, predict its test split with it and
+    save both (card and ``predictions.csv``): the end of training and ``fvcore calibrate``.
+    ``command`` goes into the calibration record when the fit was a separate step. Returns the
+    record and the full test report."""
+    fit = calibrate_classifier(classifier, data.splits["validation"])
+    if command:
+        fit["command"] = command
+    preds = predict_samples(classifier, data.splits["test"], root=data.root)
+    full = evaluate_predictions(preds, data.groups)
+    save_evaluation(classifier, preds, full, dataset=data.name)
+    return fit, full
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fvcore.calibration import softmax
 from fvcore.card import ModelCard
 from fvcore.classifier import Classifier
 from fvcore.errors import FvError
@@ -159,16 +160,11 @@ class OnnxRunner:
         return self.session.run(None, {self.input: x})[0]
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def parity_error(clf: Classifier, runner: OnnxRunner) -> float:
     """Max abs difference of probabilities, ONNX vs PyTorch, on a fixed pseudo-random batch."""
     size = clf.card.image_size
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    return float(np.abs(_softmax(runner(x)) - _softmax(clf._torch_logits(x))).max())
+    return float(np.abs(softmax(runner(x)) - softmax(clf._torch_logits(x))).max())
 
 
 def _store(data: bytes, candidates: list[Path]) -> Optional[Path]:

@@ -47,7 +47,8 @@ class TrainPreset:
                  scale: tuple[float, float] = (0.35, 1.0), hflip: float = 0.5,
                  rotation: float = 15.0, jitter: float = 0.3, policy: str = "basic") -> None:
         if policy not in AUGMENT_POLICIES:
-            raise ValueError(f"unknown augmentation policy {policy!r}; choose basic or trivial")
+            raise ValueError(f"unknown augmentation policy {policy!r}; choose "
+                             f"{' or '.join(AUGMENT_POLICIES)}")
         geometry = [T.RandomResizedCrop(crop_size, scale=scale, antialias=True),
                     T.RandomHorizontalFlip(hflip)]
         tensor = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]

@@ -37,7 +37,6 @@ from fvcore.checkpoint import (
 from fvcore.cost import count_flops, count_params
 from fvcore.data import DataSplits, ImageListDataset, load_splits
 from fvcore.errors import FvError
-from fvcore.evaluate import evaluate_predictions, predict_samples
 from fvcore.presets import AUGMENT_POLICIES, EvalPreset, TrainPreset
 from fvcore.train import (
     TrainConfig,
@@ -285,22 +284,16 @@ def _finish(out: Path, data: DataSplits, history: list[dict], stopped: bool, ela
             log: logging.Logger) -> ModelCard:
     """Calibrate the best checkpoint on the validation split (temperature scaling), test it
     exactly as ``fvcore evaluate`` will, then complete its card."""
-    from fvcore.evaluate import calibrate_classifier, save_evaluation
+    from fvcore.calibration import summary
+    from fvcore.evaluate import calibrate_and_test
     classifier = load_checkpoint(out)
-    fit = calibrate_classifier(classifier, data.splits["validation"])
-    log.info(f"temperature {classifier.card.temperature:.3f} fitted on {fit['n_images']} "
-             f"validation images" + (f" (validation NLL {fit['val_nll_before']:.4f} -> "
-                                     f"{fit['val_nll_after']:.4f}, ECE {fit['val_ece_before']:.3f}"
-                                     f" -> {fit['val_ece_after']:.3f})" if "skipped" not in fit
-                                     else f": skipped, {fit['skipped']}"))
     card = classifier.card
     card.epochs_run = len(history) and history[-1]["epoch"]
     card.stopped_early = stopped
     card.training_seconds = round(elapsed, 1)
     atomic_write(out / HISTORY, rows_to_csv(history, HISTORY_COLUMNS))
-    preds = predict_samples(classifier, data.splits["test"], root=data.root)
-    full = evaluate_predictions(preds, data.groups)
-    save_evaluation(classifier, preds, full, dataset=data.name)
+    fit, _ = calibrate_and_test(classifier, data)
+    log.info(summary(fit))
     (out / STATE).unlink(missing_ok=True)
     for leftover in (out / STATE.parent).glob("*"):
         leftover.unlink()
