@@ -48,6 +48,13 @@ class ModelCard:
         """True when the backbone started from ImageNet weights."""
         return self.init.startswith("imagenet")
 
+    @property
+    def size_label(self) -> str:
+        """The input size as people read it: ``128``, or ``224 (test 256)`` for a model trained
+        at one size and evaluated at another (``image_size`` is the size it is run at)."""
+        trained = self.recipe.get("image_size", self.image_size)
+        return f"{trained}" if trained == self.image_size else f"{trained} (test {self.image_size})"
+
     def to_json(self) -> str:
         """Sorted, indented JSON."""
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

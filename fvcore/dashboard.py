@@ -82,11 +82,34 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
             "params_m": card.params / 1e6 if card.params else None,
             "gflops": card.flops / 1e9 if card.flops else None,
             "latency_ms": latencies.get(entry.name),
-            "image_size": card.image_size,
+            "image_size": card.size_label,
             "epochs": f"{card.best_epoch}/{card.epochs_run}" if card.epochs_run else None,
             "training_min": card.training_seconds / 60 if card.training_seconds else None,
         })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def unevaluated_note(entry: Entry) -> Optional[str]:
+    """One line on a checkpoint whose card has no test metrics yet, or None when it has them:
+    training not finished (a resumable ``.train/`` state beside it: running, or stopped and
+    resumed by the card's command; epochs so far and the best validation accuracy from
+    ``history.csv``), or trained but never evaluated (the command that evaluates it)."""
+    if entry.card.metrics:
+        return None
+    history = read_history(entry.path)
+    so_far = ""
+    if history is not None and "val_acc" in history:
+        best = history.loc[history["val_acc"].idxmax()]
+        planned = entry.card.recipe.get("epochs")
+        of = f" of {planned}" if planned else ""
+        so_far = (f"{len(history)} epochs{of} so far, best validation accuracy "
+                  f"{best['val_acc']:.1%} (epoch {int(best['epoch'])})")
+    if (entry.path / ".train").is_dir():
+        again = f"; `{entry.card.command}` resumes it if it stopped" if entry.card.command else ""
+        return f"training not finished: {so_far or 'no epoch finished yet'}{again}"
+    done = f" ({so_far})" if so_far else ""
+    return (f"no test metrics yet{done}: `python -m fvcore evaluate {entry.path} --data "
+            f"DATASET_DIR/test --save` adds them")
 
 
 TABLE_COLUMNS = {

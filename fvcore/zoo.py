@@ -109,10 +109,8 @@ def results_table(root: str | Path, *, latency: bool = True) -> str:
             from fvcore.checkpoint import load_checkpoint
             ms = f"{load_checkpoint(entry.path).latency_ms(repeats=5):.0f} ms"
         minutes = (card.training_seconds or 0) / 60
-        trained = card.recipe.get("image_size", card.image_size)
-        size = f"{trained}" if trained == card.image_size else f"{trained} (test {card.image_size})"
         rows.append(
-            f"| {card.dataset} | {card.arch} | {init} | {size} | "
+            f"| {card.dataset} | {card.arch} | {init} | {card.size_label} | "
             f"{_pct(m.get('accuracy'))}% ({_pct(low)}–{_pct(high)}) | {_pct(m.get('macro_f1'))} | "
             f"{_pct(m.get('group_accuracy'))} | {m.get('ece', float('nan')):.3f} | "
             f"{human(card.params or 0)} | {human(card.flops or 0)} | {ms} | "

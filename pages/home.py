@@ -14,8 +14,15 @@ st.markdown("Compare image classifiers side by side: see every model's answer fo
 
 if sel.dataset:
     st.subheader(f"{panels.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
-    table = dashboard.models_table(sel.in_dataset, webcache.latencies(sel.in_dataset))
-    panels.table(table, key="home_models", columns=COLUMNS)
+    notes = {e.name: dashboard.unevaluated_note(e) for e in sel.in_dataset}
+    evaluated = [e for e in sel.in_dataset if notes[e.name] is None]
+    table = dashboard.models_table(evaluated, webcache.latencies(evaluated))
+    if evaluated:
+        panels.table(table, key="home_models", columns=COLUMNS)
+    if len(evaluated) < len(sel.in_dataset):
+        st.info("Not in the table yet (no test metrics; the other pages can use their "
+                "weights):\n" + "\n".join(f"- **{name}**: {note}" for name, note in
+                                          notes.items() if note), icon=":material/hourglass:")
     others = sorted({e.card.dataset for e in sel.entries} - {sel.dataset})
     if others:
         st.caption(f"Other datasets (switch in the sidebar): {', '.join(others)}")

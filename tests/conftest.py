@@ -19,7 +19,7 @@ from fvcore.card import ModelCard
 from fvcore.checkpoint import load_checkpoint, save_checkpoint
 from fvcore.cost import count_flops, count_params
 from fvcore.data import load_splits
-from fvcore.evaluate import card_metrics, evaluate_predictions, predict_samples, save_evaluation
+from fvcore.evaluate import evaluate_predictions, predict_samples, save_evaluation
 
 SHAPES = ("circle", "square", "triangle")
 GROUPS = {"circle": "round", "square": "angular", "triangle": "angular"}

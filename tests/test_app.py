@@ -3,6 +3,7 @@ checkpoints, and the features of each page work (uploads, bad uploads, CAM grid,
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -240,3 +241,29 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(app, monkeypatch):
         ("chelsea.png", png(skdata.chelsea()), "image/png")).run()
     assert not app.exception
     assert [e.value for e in app.error] == ["prediction failed: RuntimeError: disk on fire"]
+
+
+def test_home_keeps_unfinished_models_out_of_the_table_and_says_how_far_they_are(
+        app_root, tmp_path, monkeypatch):
+    root = tmp_path / "ckpts"
+    shutil.copytree(app_root / "shapes" / "cnn", root / "shapes" / "cnn")
+    for name, in_training in (("running", True), ("unevaluated", False)):
+        folder = root / "shapes" / name
+        shutil.copytree(app_root / "shapes" / "vit", folder)
+        card = json.loads((folder / "card.json").read_text())
+        card["metrics"] = {}
+        (folder / "card.json").write_text(json.dumps(card))
+        (folder / "history.csv").write_text(
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
+            "1,2.0,0.30,2.1,0.25,0.001,10\n2,1.5,0.50,1.7,0.625,0.001,10\n"
+            "3,1.2,0.60,1.8,0.5,0.001,10\n")
+        if in_training:
+            (folder / ".train").mkdir()
+    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_failure(at)
+    assert list(at.dataframe[0].value["model"]) == ["cnn"]
+    note = at.info[0].value
+    assert "**running**: training not finished: 3 epochs" in note
+    assert "best validation accuracy 62.5% (epoch 2)" in note
+    assert "**unevaluated**: no test metrics yet" in note and "fvcore evaluate" in note

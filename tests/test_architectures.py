@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data as skdata
 from torch import nn
 
-from fvcore.architectures import (ArchSpec, create_model, get_spec, get_submodule, list_archs,
+from fvcore.architectures import (create_model, get_spec, get_submodule, list_archs,
                                   register, vit_reshape)
 from fvcore.errors import FvError
 from fvcore.layers import Head

@@ -205,7 +205,6 @@ def test_a_full_disk_while_training_is_a_clear_error_and_keeps_the_best_file(tin
     message = str(info.value)
     assert "No space left on device" in message and "the disk is full" in message
     assert "\n" not in message and str(out) in message
-    best = (out / WEIGHTS).read_bytes()
     assert load_checkpoint(out, backend="pytorch").card.best_epoch == 1
     assert _temp_files(out) == []
     [run] = list_runs(db)

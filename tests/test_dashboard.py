@@ -51,6 +51,15 @@ def test_models_table_has_each_cards_temperature(checkpoint_root):
     assert list(table["temperature"]) == [0.5, 1.0, 1.0]
 
 
+def test_models_table_shows_the_training_and_test_size_as_the_readme_does(checkpoint_root):
+    entries, _ = scan(checkpoint_root)
+    entries[0].card.recipe["image_size"] = entries[0].card.image_size - 16
+    sizes = list(dashboard.models_table(entries)["image_size"])
+    size = entries[0].card.image_size
+    assert sizes[0] == f"{size - 16} (test {size})"
+    assert sizes[1:] == [str(e.card.image_size) for e in entries[1:]]
+
+
 def test_confusion_normalised_rows_and_difference():
     a = dashboard.reports({"a": preds([0, 0, 1, 2], [0, 1, 1, 2])})["a"]
     b = dashboard.reports({"b": preds([0, 0, 1, 2], [0, 0, 1, 2])})["b"]
