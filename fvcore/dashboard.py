@@ -89,12 +89,21 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
+def status_tag(entry: Entry) -> str:
+    """``""`` for a checkpoint with test metrics, else ``"training"`` (a resumable ``.train/``
+    state beside it) or ``"not evaluated"``. Cheap: the card and one directory check."""
+    if entry.card.metrics:
+        return ""
+    return "training" if (entry.path / ".train").is_dir() else "not evaluated"
+
+
 def unevaluated_note(entry: Entry) -> Optional[str]:
     """One line on a checkpoint whose card has no test metrics yet, or None when it has them:
     training not finished (a resumable ``.train/`` state beside it: running, or stopped and
     resumed by the card's command; epochs so far and the best validation accuracy from
     ``history.csv``), or trained but never evaluated (the command that evaluates it)."""
-    if entry.card.metrics:
+    tag = status_tag(entry)
+    if not tag:
         return None
     history = read_history(entry.path)
     so_far = ""
@@ -104,7 +113,7 @@ def unevaluated_note(entry: Entry) -> Optional[str]:
         of = f" of {planned}" if planned else ""
         so_far = (f"{len(history)} epochs{of} so far, best validation accuracy "
                   f"{best['val_acc']:.1%} (epoch {int(best['epoch'])})")
-    if (entry.path / ".train").is_dir():
+    if tag == "training":
         again = f"; `{entry.card.command}` resumes it if it stopped" if entry.card.command else ""
         return f"training not finished: {so_far or 'no epoch finished yet'}{again}"
     done = f" ({so_far})" if so_far else ""

@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Sequence
 import streamlit as st
 
 from fvcore.catalog import Entry, Problem, datasets
-from fvcore.dashboard import REPO, short_names
+from fvcore.dashboard import REPO, short_names, status_tag
 from fvcore.errors import FvError
 from fvcore.webcache import load_model, measure_latency, scan_cached
 
@@ -157,9 +157,12 @@ def sidebar() -> Selection:
                 help="Every page works on the checkpoints of this dataset.")
             selection.in_dataset = short_names(groups[selection.dataset], selection.dataset)
             options = [e.name for e in selection.in_dataset]
+            tags = {e.name: status_tag(e) for e in selection.in_dataset}
             chosen = st.multiselect("Models", options, default=options,
                                     key=f"models::{root}::{selection.dataset}",
-                                    help="The models the pages show, side by side.")
+                                    format_func=lambda n: f"{n} ({tags[n]})" if tags[n] else n,
+                                    help="The models the pages show, side by side (a model "
+                                         "still training shows its best weights so far).")
             selection.models = [e for e in selection.in_dataset if e.name in chosen]
         st.caption(f"{len(selection.entries)} checkpoint(s) found, {len(selection.problems)} "
                    "skipped (see Home)")

@@ -267,3 +267,6 @@ def test_home_keeps_unfinished_models_out_of_the_table_and_says_how_far_they_are
     assert "**running**: training not finished: 3 epochs" in note
     assert "best validation accuracy 62.5% (epoch 2)" in note
     assert "**unevaluated**: no test metrics yet" in note and "fvcore evaluate" in note
+    assert sorted(at.sidebar.multiselect[0].options) == [
+        "cnn", "running (training)", "unevaluated (not evaluated)"]
+    assert len(at.sidebar.multiselect[0].value) == 3   # still selectable: best weights so far
