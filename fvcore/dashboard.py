@@ -114,8 +114,8 @@ def unevaluated_note(entry: Entry) -> Optional[str]:
         so_far = (f"{len(history)} epochs{of} so far, best validation accuracy "
                   f"{best['val_acc']:.1%} (epoch {int(best['epoch'])})")
     if tag == "training":
-        again = f"; `{entry.card.command}` resumes it if it stopped" if entry.card.command else ""
-        return f"training not finished: {so_far or 'no epoch finished yet'}{again}"
+        return (f"training not finished: {so_far or 'no epoch finished yet'} (if it stopped, "
+                "the command in its card.json resumes it)")
     done = f" ({so_far})" if so_far else ""
     return (f"no test metrics yet{done}: `python -m fvcore evaluate {entry.path} --data "
             f"DATASET_DIR/test --save` adds them")

@@ -254,6 +254,8 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
                 if improved:
                     card.best_epoch, card.epochs_run = epoch, epoch
                     save_checkpoint(out, model, card, history=history)
+                else:  # history.csv always has every epoch: live curves, progress on Home
+                    atomic_write(out / HISTORY, rows_to_csv(history, HISTORY_COLUMNS))
                 _save_state(out, _state(model, optimizer, scheduler, epoch, best, bad, history,
                                         run_id, elapsed))
             if bad >= config.patience and epoch >= config.min_epochs:

@@ -30,21 +30,37 @@ def _config(tiny_data, out, **kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_data):
+    """A 6-epoch run; also records how many rows history.csv had at the end of each epoch."""
+    import fvcore.trainer
     out = tmp_path_factory.mktemp("train") / "cnn"
-    card = train(_config(tiny_data, out))
-    return out, card
+    rows_per_epoch = []
+    save_state = fvcore.trainer._save_state
+
+    def counting(folder, state):
+        rows_per_epoch.append(len(list(csv.DictReader((out / "history.csv").open()))))
+        save_state(folder, state)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fvcore.trainer, "_save_state", counting)
+        card = train(_config(tiny_data, out))
+    return out, card, rows_per_epoch
 
 
 def test_training_learns_the_shapes_well_above_chance(trained):
-    out, card = trained
+    out, card, _ = trained
     assert card.metrics["accuracy"] > 0.6          # chance is 1/3
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
 
+def test_history_csv_has_every_epoch_while_training_not_only_the_best_ones(trained):
+    _, _, rows_per_epoch = trained
+    assert rows_per_epoch == list(range(1, 7))
+
+
 def test_the_finished_folder_is_a_loadable_checkpoint_with_a_complete_card(trained):
-    out, card = trained
+    out, card, _ = trained
     assert not (out / ".train").exists()                 # resume state removed when finished
     assert (out / "train.log").read_text().count("epoch") >= 6
     clf = load_checkpoint(out)
@@ -65,7 +81,7 @@ def tiny_data_name(out: Path) -> str:
 
 
 def test_every_run_and_epoch_is_in_the_run_registry(trained):
-    out, card = trained
+    out, card, _ = trained
     [run] = [r for r in list_runs(out.parent / "runs.db") if r["out"] == str(out)]
     assert run["status"] == "finished" and run["arch"] == "cnn"
     assert run["final"]["accuracy"] == card.metrics["accuracy"]
@@ -88,7 +104,7 @@ def test_early_stopping_waits_for_min_epochs(tmp_path, tiny_data):
 
 
 def test_resume_of_a_finished_run_changes_nothing(trained, tiny_data):
-    out, card = trained
+    out, card, _ = trained
     before = (out / "model.safetensors").read_bytes()
     again = train(_config(tiny_data, out, resume=True))
     assert again.metrics == card.metrics and (out / "model.safetensors").read_bytes() == before
