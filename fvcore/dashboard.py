@@ -100,8 +100,9 @@ def status_tag(entry: Entry) -> str:
 def unevaluated_note(entry: Entry) -> Optional[str]:
     """One line on a checkpoint whose card has no test metrics yet, or None when it has them:
     training not finished (a resumable ``.train/`` state beside it: running, or stopped and
-    resumed by the card's command; epochs so far and the best validation accuracy from
-    ``history.csv``), or trained but never evaluated (the command that evaluates it)."""
+    continued by the card's command with ``--resume``; epochs so far and the best validation
+    accuracy from ``history.csv``), or trained but never evaluated (the command that evaluates
+    it)."""
     tag = status_tag(entry)
     if not tag:
         return None
@@ -115,7 +116,7 @@ def unevaluated_note(entry: Entry) -> Optional[str]:
                   f"{best['val_acc']:.1%} (epoch {int(best['epoch'])})")
     if tag == "training":
         return (f"training not finished: {so_far or 'no epoch finished yet'} (if it stopped, "
-                "the command in its card.json resumes it)")
+                "its card.json's command plus `--resume` continues it)")
     done = f" ({so_far})" if so_far else ""
     return (f"no test metrics yet{done}: `python -m fvcore evaluate {entry.path} --data "
             f"DATASET_DIR/test --save` adds them")
