@@ -20,6 +20,8 @@ from fvcore.errors import CheckpointError, FvError
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
+TRAIN_STATE = ".train"
+"""The sub-folder a training run keeps its resume state in; gone once the run has finished."""
 MAX_HEADER_BYTES = 100_000_000   # the safetensors library refuses longer headers
 DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
               "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,

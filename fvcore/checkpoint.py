@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from fvcore.card import ModelCard
-from fvcore.catalog import (CARD, HISTORY, PREDICTIONS, WEIGHTS, Entry, Problem,  # noqa: F401
-                            checkpoint_folders, datasets, get_spec_or_raise, read_entry,
+from fvcore.catalog import (CARD, HISTORY, PREDICTIONS, TRAIN_STATE, WEIGHTS, Entry,  # noqa: F401
+                            Problem, checkpoint_folders, datasets, get_spec_or_raise, read_entry,
                             read_safetensors_header, scan)
 from fvcore.errors import CheckpointError, FvError
 
@@ -68,7 +68,7 @@ def remove_temp_files(folder: str | Path) -> list[Path]:
     """Delete what a killed :func:`atomic_write` left in ``folder`` and its ``.train/``
     (``.<name>.<random>.tmp``); returns the deleted paths."""
     folder = Path(folder)
-    stale = [p for d in (folder, folder / ".train") if d.is_dir()
+    stale = [p for d in (folder, folder / TRAIN_STATE) if d.is_dir()
              for p in d.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)

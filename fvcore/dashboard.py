@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from fvcore.catalog import HISTORY, Entry
+from fvcore.catalog import HISTORY, TRAIN_STATE, Entry
 from fvcore.evaluate import Predictions, compare, evaluate_predictions
 from fvcore.metrics import calibration
 
@@ -94,7 +94,7 @@ def status_tag(entry: Entry) -> str:
     state beside it) or ``"not evaluated"``. Cheap: the card and one directory check."""
     if entry.card.metrics:
         return ""
-    return "training" if (entry.path / ".train").is_dir() else "not evaluated"
+    return "training" if (entry.path / TRAIN_STATE).is_dir() else "not evaluated"
 
 
 def unevaluated_note(entry: Entry) -> Optional[str]:

@@ -22,7 +22,6 @@ from fvcore.architectures import get_spec
 from fvcore.errors import FvError
 
 FINETUNE_MODES = ("head", "partial", "full")
-STATE_DIR = ".train"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from fvcore.card import ModelCard
 from fvcore.checkpoint import (
     HISTORY,
     HISTORY_COLUMNS,
+    TRAIN_STATE,
     atomic_write,
     load_checkpoint,
     remove_temp_files,
@@ -50,7 +51,7 @@ from fvcore.train import (
     warmup_cosine,
 )
 
-STATE = Path(".train") / "last.pt"
+STATE = Path(TRAIN_STATE) / "last.pt"
 
 
 def _logger(out: Path, rank: int) -> logging.Logger:
