@@ -87,8 +87,11 @@ def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure
                   line_dash_map={"validation": "solid", "train": "dot"})
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
+    # the legend (two entries per model) sits below the plot: grow the figure with it, so the
+    # plot keeps its height and the legend stays clear of the x-axis title
     return _finish(fig, f"{metric.capitalize()} per epoch (train dotted, validation solid)",
-                   "epoch", metric + (" (log scale)" if log_y else ""))
+                   "epoch", metric + (" (log scale)" if log_y else ""),
+                   height=380 + 9 * len(fig.data))
 
 
 def heatmap(frame: pd.DataFrame, title: str, x: str, y: str, *, diverging: bool = False,
