@@ -16,9 +16,17 @@ TEMPLATE = "plotly_white"
 COLOURS = px.colors.qualitative.Safe
 
 
+def _legend_entries(fig: go.Figure) -> int:
+    """Traces that get a row in the legend (a heatmap shows a colour bar instead)."""
+    return sum(t.type != "heatmap" and t.showlegend is not False for t in fig.data)
+
+
 def _finish(fig: go.Figure, title: str, x: str, y: str, *, height: int = 380) -> go.Figure:
+    # the horizontal legend sits below the plot: the figure grows 9 px per entry, so the plot
+    # keeps its height and the legend stays clear of the x-axis title
     fig.update_layout(template=TEMPLATE, title=dict(text=title, x=0.0, xanchor="left"),
-                      height=height, margin=dict(l=10, r=10, t=50, b=10),
+                      height=height + 9 * _legend_entries(fig),
+                      margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(title=None, orientation="h", yanchor="top", y=-0.2, x=0))
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=y)
@@ -87,11 +95,8 @@ def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure
                   line_dash_map={"validation": "solid", "train": "dot"})
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
-    # the legend (two entries per model) sits below the plot: grow the figure with it, so the
-    # plot keeps its height and the legend stays clear of the x-axis title
     return _finish(fig, f"{metric.capitalize()} per epoch (train dotted, validation solid)",
-                   "epoch", metric + (" (log scale)" if log_y else ""),
-                   height=380 + 9 * len(fig.data))
+                   "epoch", metric + (" (log scale)" if log_y else ""))
 
 
 def heatmap(frame: pd.DataFrame, title: str, x: str, y: str, *, diverging: bool = False,
