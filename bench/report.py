@@ -52,7 +52,8 @@ def markdown(res: dict) -> str:
               f"floor | - |",
               f"| cold start to first home-page render | {cold_cell} | < {COLD_START_TARGET:.0f} s "
               f"| {cold_ok} |",
-              f"| resident memory, all models loaded + 1 prediction | {mem['rss_1_image_mb']:.0f} MB "
+              "| resident memory, all models loaded + 1 prediction | "
+              f"{mem['rss_1_image_mb']:.0f} MB "
               f"(before loading: {mem['rss_start_mb']:.0f} MB; after a batch of 16: "
               f"{mem['rss_16_images_mb']:.0f} MB; after one Grad-CAM per model, which builds the "
               f"torch modules too: {mem['rss_after_cams_mb']:.0f} MB) | <= 1.5 x "

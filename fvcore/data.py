@@ -77,8 +77,9 @@ def _find(root: Path, split: str) -> Optional[Path]:
     return None
 
 
-def _carve(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Stratified split: ``fraction`` of every class (at least one image) goes to the second list."""
+def _carve(samples: list[Sample], fraction: float,
+           seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Stratified split: ``fraction`` of every class (at least one image) goes second."""
     rng = random.Random(seed)
     by_class: dict[int, list[Sample]] = {}
     for sample in samples:
@@ -140,7 +141,8 @@ def load_splits(root: str | Path, *, val_fraction: float = 0.15, test_fraction: 
         provenance["validation"] = f"{val_dir.name}/"
     else:
         splits["train"], splits["validation"] = _carve(splits["train"], val_fraction, seed + 1)
-        provenance["validation"] = f"carved from train: {val_fraction:.0%}, stratified, seed {seed + 1}"
+        provenance["validation"] = (f"carved from train: {val_fraction:.0%}, stratified, "
+                                    f"seed {seed + 1}")
     data = DataSplits(root.name, root, classes, _groups(root, classes), splits, provenance)
     for split in ("validation", "test"):
         if provenance[split].startswith("carved"):

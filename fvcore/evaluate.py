@@ -43,14 +43,15 @@ class Predictions:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["path", "label", "pred", *[PROB_PREFIX + c for c in self.classes]])
-        for path, label, pred, row in zip(self.paths, self.labels, self.preds, self.probs):
+        rows = zip(self.paths, self.labels, self.preds, self.probs, strict=True)
+        for path, label, pred, row in rows:
             writer.writerow([path, self.classes[label], self.classes[pred],
                              *[f"{p:.6g}" for p in row]])
         return out.getvalue()
 
 
 def read_predictions(folder: str | Path, classes: Sequence[str]) -> Optional[Predictions]:
-    """Read a checkpoint's ``predictions.csv`` (None when absent); columns must match ``classes``."""
+    """A checkpoint's ``predictions.csv`` (None when absent); columns must match ``classes``."""
     path = Path(folder) / PREDICTIONS
     if not path.is_file():
         return None
@@ -85,7 +86,7 @@ def _batches(classifier: Classifier, samples: Sequence[tuple[Path, int]], batch_
 def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]], *, root: Path,
                     batch_size: int = 32,
                     progress: Optional[Callable[[int, int], None]] = None) -> Predictions:
-    """Run ``classifier`` over labelled samples in batches; paths are stored relative to ``root``."""
+    """Run ``classifier`` over labelled samples in batches; paths are stored relative to root."""
     probs = [classifier.predict_tensor(batch, batch_size=batch_size)
              for batch in _batches(classifier, samples, batch_size, progress)]
     paths = [_relative(p, root) for p, _ in samples]
@@ -130,7 +131,8 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).as_posix()
 
 
-def evaluate_predictions(preds: Predictions, groups: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def evaluate_predictions(preds: Predictions,
+                         groups: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The full metrics report of stored predictions."""
     return report(preds.probs, preds.labels, preds.classes, groups)
 

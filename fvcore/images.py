@@ -153,7 +153,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageError("empty file: not an image", source=name)
     kind = _unsupported_kind(data[:1024])
     if kind:
-        raise ImageError(f"unsupported image format: {kind}; convert it to JPEG or PNG", source=name)
+        raise ImageError(f"unsupported image format: {kind}; convert it to JPEG or PNG",
+                         source=name)
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:

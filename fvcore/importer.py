@@ -18,7 +18,8 @@ def read_classes(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FvError("classes file not found", source=str(path))
-    classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    classes = [line.strip() for line in lines if line.strip()]
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise FvError("classes file must list 2+ distinct names, one per line", source=str(path))
     return classes

@@ -49,7 +49,7 @@ def display_frame(frame: pd.DataFrame, columns: Optional[Sequence[str]] = None) 
     frame = frame[list(columns)] if columns else frame.copy()
     if {"ci_low", "ci_high"} <= set(frame.columns):
         ci = [f"{lo:.0%}–{hi:.0%}" if pd.notna(lo) else None
-              for lo, hi in zip(frame.pop("ci_low"), frame.pop("ci_high"))]
+              for lo, hi in zip(frame.pop("ci_low"), frame.pop("ci_high"), strict=True)]
         frame.insert(list(frame.columns).index("accuracy") + 1 if "accuracy" in frame else 0,
                      "ci95", ci)
     for column in _PERCENT:

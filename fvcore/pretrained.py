@@ -36,8 +36,9 @@ def _unpickler_reason(exc: Exception) -> str:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a weights file (safetensors, or a ``.pth``/``.pt`` state dict) without unpickling code.
 
-    A ``.pth`` holding a dict under ``state_dict``/``model`` is unwrapped and a DistributedDataParallel
-    ``module.`` prefix is stripped. Anything that is not a plain tensor dict raises FvError.
+    A ``.pth`` holding a dict under ``state_dict``/``model`` is unwrapped and a
+    DistributedDataParallel ``module.`` prefix is stripped. Anything that is not a plain tensor
+    dict raises FvError.
     """
     import torch
     path = Path(path)
@@ -74,7 +75,7 @@ def _require_host(host: str, port: int = 443, timeout: float = 5.0) -> None:
 
 
 def _torchvision_fetch(enum_name: str, member: str) -> Callable[[int], dict[str, torch.Tensor]]:
-    """A fetcher for torchvision's weights enum ``enum_name.member`` (downloads once, then cached)."""
+    """A fetcher for torchvision's weights ``enum_name.member`` (downloads once, then cached)."""
 
     def fetch(image_size: int) -> dict[str, torch.Tensor]:
         import torchvision.models as tvm
@@ -115,7 +116,7 @@ _LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage of EfficientNet-Lite0
 
 
 def lite0_wheel_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the wheel's EfficientNet-PyTorch keys (``_blocks.N._expand_conv``) to timm's layout."""
+    """Rename the wheel's EfficientNet-PyTorch keys (``_blocks.N._expand_conv``) to timm's."""
     where = [(s, i) for s, count in enumerate(_LITE0_STAGES) for i in range(count)]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
            "_fc": "classifier"}

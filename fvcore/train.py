@@ -56,7 +56,8 @@ class TrainConfig:
     precision: str = "auto"
     runs_db: str = runs.DEFAULT_DB
     min_delta: float = 1e-4
-    command: str = field(default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
+    command: str = field(
+        default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
 
     def recipe(self) -> dict[str, Any]:
         """The training recipe as stored in the card (no paths, no run-control flags)."""
@@ -162,8 +163,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, 
                 module.eval()
     totals = [0.0, 0.0, 0.0]  # loss sum, correct, count
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (progress and sys.stderr.isatty()),
-               unit="batch")
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, unit="batch",
+               disable=not (progress and sys.stderr.isatty()))
     for images, labels in bar:
         images = images.to(device, non_blocking=True)
         if images.ndim == 4:

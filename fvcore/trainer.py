@@ -191,7 +191,8 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     loader_args = {"batch_size": config.batch_size, "num_workers": config.workers,
                    "pin_memory": device.type == "cuda", "persistent_workers": config.workers > 0}
     train_loader = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler,
-                              generator=generator, drop_last=len(train_ds) > config.batch_size * world,
+                              generator=generator,
+                              drop_last=len(train_ds) > config.batch_size * world,
                               **loader_args)
     val_loader = DataLoader(Subset(val_ds, range(rank, len(val_ds), world)), **loader_args)
     optimizer = torch.optim.AdamW(param_groups(model, config.arch, config, pretrained))
@@ -207,7 +208,8 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best, bad = int(state["epoch"]) + 1, float(state["best_loss"]), int(state["bad_epochs"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best_loss"])
+        bad = int(state["bad_epochs"])
         history, run_id, elapsed = state["history"], state["run_id"], float(state["elapsed"])
         torch.set_rng_state(state["rng_torch"])
         log.info(f"resuming {config.arch} at epoch {start_epoch} (best val loss {best:.4f})")
@@ -240,15 +242,17 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
                                        precision=config.precision, epoch=epoch,
                                        frozen_backbone=config.finetune != "full" and not cached,
                                        progress=rank == 0, mix=mix))
-            row.update(evaluate_loader(net, val_loader, criterion, device, precision=config.precision))
+            row.update(evaluate_loader(net, val_loader, criterion, device,
+                                       precision=config.precision))
             row["seconds"] = round(time.perf_counter() - tic, 2)
             elapsed += row["seconds"]
             history.append(row)
             improved = row["val_loss"] < best - config.min_delta
             best, bad = (row["val_loss"], 0) if improved else (best, bad + 1)
-            log.info(f"{config.arch} epoch {epoch}/{config.epochs} train_loss {row['train_loss']:.4f} "
-                     f"train_acc {row['train_acc']:.4f} val_loss {row['val_loss']:.4f} val_acc "
-                     f"{row['val_acc']:.4f} lr {row['lr']:.2e} {row['images_per_s']:.1f} img/s "
+            log.info(f"{config.arch} epoch {epoch}/{config.epochs} "
+                     f"train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
+                     f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} "
+                     f"lr {row['lr']:.2e} {row['images_per_s']:.1f} img/s "
                      f"{row['seconds']:.0f}s{' *best*' if improved else ''}")
             if rank == 0:
                 runs.log_epoch(config.runs_db, run_id, row)

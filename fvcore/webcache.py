@@ -124,9 +124,9 @@ def predict_files(paths: tuple[str, ...], names: tuple[str, ...], stamps: tuple[
         handle.name = name
         sources.append(handle)
     good, errors = load_images(sources)
-    models = [_load(p, s) for p, s in zip(paths, stamps)]
+    models = [_load(p, s) for p, s in zip(paths, stamps, strict=True)]
     found = batch_probs(models, [img for _, img in good]) if good else {}
-    probs = {name: found[m.name] for name, m in zip(names, models) if m.name in found}
+    probs = {name: found[m.name] for name, m in zip(names, models, strict=True) if m.name in found}
     thumbs = []
     for name, image in good:
         image = image.copy()

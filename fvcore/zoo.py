@@ -99,10 +99,14 @@ def _pct(value: Optional[float]) -> str:
 def results_table(root: str | Path, *, latency: bool = True) -> str:
     """A markdown table of every finished checkpoint under ``root``, from its card."""
     entries, _ = scan(root)
-    rows = ["| dataset | model | initialisation | image size | test accuracy (95% CI) | macro F1 "
-            "| group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) | training time |",
+    rows = ["| dataset | model | initialisation | image size | test accuracy (95% CI) "
+            "| macro F1 | group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) "
+            "| training time |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for entry in sorted(entries, key=lambda e: (e.card.dataset, -e.card.metrics.get("accuracy", 0))):
+    def order(e: Any) -> tuple:
+        return e.card.dataset, -e.card.metrics.get("accuracy", 0)
+
+    for entry in sorted(entries, key=order):
         card, m = entry.card, entry.card.metrics
         if not m:
             continue

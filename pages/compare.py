@@ -74,7 +74,8 @@ with gallery:
                     f"FVCORE_DATA to the folder holding `{sel.dataset}/`.")
             panels.table(wrong, key="gallery_table")
         else:
-            for cell, row, path in zip(panels.grid(len(wrong), 6), wrong.itertuples(), found):
+            cells = panels.grid(len(wrong), 6)
+            for cell, row, path in zip(cells, wrong.itertuples(), found, strict=True):
                 with cell:
                     if path:
                         st.image(webcache.thumbnail(str(path)), width="stretch")

@@ -35,7 +35,7 @@ data = upload.getvalue()
 tiles = []
 with webapp.guard("Grad-CAM"):
     entries = webapp.load_models(sel.models)
-    for cell, entry in zip(panels.grid(len(entries)), entries):
+    for cell, entry in zip(panels.grid(len(entries)), entries, strict=True):
         with cell, webapp.guard(entry.name):
             with st.spinner(f"{entry.name}..."):
                 cam = webcache.explain(entry, data, None if target == PREDICTED else target,

@@ -62,7 +62,7 @@ with webapp.guard("prediction"):
             elif len(entries) > 1:
                 st.success(f"All {len(entries)} models say **{majority}**.",
                            icon=":material/check_circle:")
-        for cell, entry in zip(panels.grid(len(entries)), entries):
+        for cell, entry in zip(panels.grid(len(entries)), entries, strict=True):
             with cell:
                 panels.prediction_block(entry.name, entry.card.classes, probs[entry.name],
                                         result["probs"][entry.name][1], k,

@@ -100,7 +100,8 @@ def good_cases() -> tuple[Case, ...]:
 
 
 def _animated_gif() -> bytes:
-    frames = [Image.new("RGB", (32, 32), colour) for colour in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
+    colours = ((250, 0, 0), (0, 250, 0), (0, 0, 250))
+    frames = [Image.new("RGB", (32, 32), colour) for colour in colours]
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
@@ -137,7 +138,8 @@ def bad_cases() -> tuple[Case, ...]:
         Case("truncated.png", astronaut_png[: len(astronaut_png) // 2], "truncated PNG"),
         Case("header-only.png", astronaut_png[:60], "PNG"),
         Case("one-pixel.png", encode(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"), OK),
-        Case("bomb.png", png_bytes(BOMB_SIDE, BOMB_SIDE), f"image too large: {BOMB_SIDE}x{BOMB_SIDE}"),
+        Case("bomb.png", png_bytes(BOMB_SIDE, BOMB_SIDE),
+             f"image too large: {BOMB_SIDE}x{BOMB_SIDE}"),
         Case("liar.png", png_bytes(100_000, 100_000, idat=zlib.compress(b"\x00" * 64)),
              "image too large: 100000x100000"),
         Case("liar.jpg", jpeg_claiming(60_000, 60_000), "image too large: 60000x60000"),
@@ -153,7 +155,8 @@ def bad_cases() -> tuple[Case, ...]:
         Case("drawing.svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
              b'width="10" height="10"><rect width="10" height="10"/></svg>\n',
              "unsupported image format: SVG"),
-        Case("figure.eps", encode(Image.new("RGB", (8, 8)), "EPS"),     # Pillow would run Ghostscript
+        # Pillow would run Ghostscript
+        Case("figure.eps", encode(Image.new("RGB", (8, 8)), "EPS"),
              "unsupported image format: EPS"),
         Case("document.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
              "unsupported image format: PDF"),

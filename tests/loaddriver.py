@@ -191,7 +191,7 @@ def expected_answers(root: Path, files: Sequence[Path]) -> tuple[list[str], dict
     for entry in entries:
         clf = load_checkpoint(entry.path)
         probs = clf.predict([str(f) for f in files])
-        for f, p in zip(files, probs):
+        for f, p in zip(files, probs, strict=True):
             answers[f.name].probs[entry.name] = np.asarray(p, dtype=np.float64)
             answers[f.name].classes[entry.name] = list(clf.classes)
     return [e.name for e in entries], answers

@@ -132,7 +132,7 @@ def test_predict_shows_one_result_block_per_model_and_the_ensemble(app):
         ("chelsea.png", png(skdata.chelsea()), "image/png")).run()
     no_failure(app)
     labels = [m.label for m in app.metric]
-    assert sorted(l for l in labels if l in MODELS) == sorted(MODELS)
+    assert sorted(label for label in labels if label in MODELS) == sorted(MODELS)
     assert "Ensemble (soft vote)" in labels
     assert len(app.get("plotly_chart")) == len(MODELS)
 

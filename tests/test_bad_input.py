@@ -58,7 +58,8 @@ def _mean(image: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_loader_returns_rgb_or_one_line_error_naming_the_file(case, files):
-    for source, name in ((case.data, case.filename), (files[case.filename], str(files[case.filename]))):
+    path = files[case.filename]
+    for source, name in ((case.data, case.filename), (path, str(path))):
         if case.ok:
             image = load_image(source, name=name if isinstance(source, bytes) else None)
             assert image.mode == "RGB" and image.width >= 1 and image.height >= 1
@@ -271,7 +272,7 @@ def test_predict_page_names_each_bad_upload_and_answers_the_good_ones(models, mo
     errors = [e.value for e in at.error]
     bad = [c for c in CASES if not c.ok]
     assert len(errors) == len(bad)
-    for case, message in zip(bad, errors):
+    for case, message in zip(bad, errors, strict=True):
         assert message.startswith(f"{case.filename}: ") and case.expected in message
         assert "\n" not in message and "Traceback" not in message
     assert [h.value for h in at.subheader] == [c.filename for c in CASES if c.ok]

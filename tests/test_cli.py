@@ -30,7 +30,8 @@ def test_predict_json_gives_every_model_top_k_and_latency(checkpoint_root, photo
     assert out["errors"] == []
     [result] = out["results"]
     assert result["image"] == str(good)
-    assert sorted(result["predictions"]) == ["shapes/cnn", "shapes/efficientnet_lite0", "shapes/vit"]
+    assert sorted(result["predictions"]) == ["shapes/cnn", "shapes/efficientnet_lite0",
+                                             "shapes/vit"]
     for pred in result["predictions"].values():
         assert len(pred["top"]) == 2 and pred["latency_ms"] >= 0
         assert pred["top"][0]["prob"] >= pred["top"][1]["prob"]

@@ -98,7 +98,7 @@ def test_methods_and_targets_mixed_across_threads_match_serial(classifier):
          ("gradcam", 2), ("gradcam++", None), ("layercam", None), ("gradcam", 1)])]
     serial = [classifier.explain(image, target, method)[0] for image, method, target in jobs]
     results = _in_threads([lambda j=j: classifier.explain(j[0], j[2], j[1])[0] for j in jobs])
-    for got, want in zip(results, serial):
+    for got, want in zip(results, serial, strict=True):
         _assert_same_cam(got, want)
 
 

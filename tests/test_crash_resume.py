@@ -227,6 +227,6 @@ def test_a_full_disk_through_the_cli_prints_one_line_and_exits_1(tiny_data, tmp_
                  "--runs-db", str(tmp_path / "runs.db")])
     err = capsys.readouterr().err
     assert code == 1
-    [line] = [l for l in err.splitlines() if l.startswith("error: ")]
+    [line] = [x for x in err.splitlines() if x.startswith("error: ")]
     assert "cannot write model.safetensors: No space left on device" in line
     assert "Traceback" not in err and _temp_files(out) == []

@@ -19,7 +19,7 @@ CLASSES = ["a", "b", "c"]
 def preds(labels, predicted, confidence=0.8) -> Predictions:
     probs = np.full((len(labels), 3), (1 - confidence) / 2)
     probs[np.arange(len(labels)), predicted] = confidence
-    return Predictions([f"test/{CLASSES[l]}/{i}.png" for i, l in enumerate(labels)],
+    return Predictions([f"test/{CLASSES[k]}/{i}.png" for i, k in enumerate(labels)],
                        np.array(labels), probs, CLASSES)
 
 

@@ -25,7 +25,8 @@ def test_val_only_datasets_use_val_as_test_and_carve_validation(tmp_path, tiny_d
     data = load_splits(root, val_fraction=0.2, seed=7)
     assert data.provenance["test"] == "val/ (the dataset has no test split)"
     assert len(data.splits["test"]) == 24 and len(data.splits["validation"]) == 18
-    assert data.carved["validation"] == load_splits(root, val_fraction=0.2, seed=7).carved["validation"]
+    again = load_splits(root, val_fraction=0.2, seed=7)
+    assert data.carved["validation"] == again.carved["validation"]
     assert not set(data.carved["validation"]) & {data.relative(p) for p, _ in data.splits["train"]}
 
 

@@ -100,7 +100,7 @@ def test_weights_replaced_after_a_cached_load_are_not_mixed_in(checkpoint_root, 
         other.head[-1].bias.add_(1.0)
     save_weights(folder / WEIGHTS, other)
     with pytest.raises(FvError, match="changed since the checkpoint was loaded"):
-        clf.model
+        _ = clf.model
 
 
 def test_a_corrupt_cached_export_is_replaced(checkpoint_root, tmp_path):

@@ -230,7 +230,7 @@ def test_cli_predict_warns_about_skipped_folders_and_still_predicts(zoo, tmp_pat
     assert main(["predict", str(photo), "--checkpoints", str(root), "--json"]) == 0
     captured = capsys.readouterr()
     assert list(json.loads(captured.out)["results"][0]["predictions"]) == ["shapes/cnn"]
-    warnings = [l for l in captured.err.splitlines() if l.startswith("warning: skipped")]
+    warnings = [x for x in captured.err.splitlines() if x.startswith("warning: skipped")]
     assert len(warnings) == len(expected) and "Traceback" not in captured.err
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,10 @@ def test_top_level_has_only_the_design_card_folders():
     allowed = {"fvcore", "pages", "checkpoints", "tests", "bench", "docs", "logs", "artifacts",
                "__pycache__"}
     assert folders <= allowed, folders - allowed
+
+
+def test_the_code_passes_the_linter():
+    """ruff with the pyproject's rules (pycodestyle, pyflakes, bugbear) over every Python file."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
