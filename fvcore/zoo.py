@@ -2,12 +2,15 @@
 zoo reproducibly and resumably, and the README results table generated from the cards."""
 from __future__ import annotations
 
+import csv
 import re
 import shlex
+import statistics
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from fvcore.card import ModelCard
+from fvcore.catalog import HISTORY
 from fvcore.checkpoint import scan
 from fvcore.cost import human
 from fvcore.errors import FvError
@@ -96,17 +99,31 @@ def _pct(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _median_epoch_seconds(folder: Path) -> Optional[float]:
+    """Median seconds per epoch from ``history.csv``: unlike the total wall-clock time, it is not
+    inflated by the minutes a run was paused or shared its CPU; None without a history."""
+    try:
+        with (folder / HISTORY).open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        seconds = [float(row["seconds"]) for row in rows if row.get("seconds")]
+    except (OSError, ValueError, KeyError):
+        return None
+    return statistics.median(seconds) if seconds else None
+
+
+def _table_order(entry: Any) -> tuple[str, float]:
+    """Datasets alphabetically, best test accuracy first within each."""
+    return entry.card.dataset, -entry.card.metrics.get("accuracy", 0)
+
+
 def results_table(root: str | Path, *, latency: bool = True) -> str:
     """A markdown table of every finished checkpoint under ``root``, from its card."""
     entries, _ = scan(root)
     rows = ["| dataset | model | initialisation | image size | test accuracy (95% CI) "
             "| macro F1 | group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) "
-            "| training time |",
+            "| training time (median epoch) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    def order(e: Any) -> tuple:
-        return e.card.dataset, -e.card.metrics.get("accuracy", 0)
-
-    for entry in sorted(entries, key=order):
+    for entry in sorted(entries, key=_table_order):
         card, m = entry.card, entry.card.metrics
         if not m:
             continue
@@ -117,13 +134,15 @@ def results_table(root: str | Path, *, latency: bool = True) -> str:
             from fvcore.checkpoint import load_checkpoint
             ms = f"{load_checkpoint(entry.path).latency_ms(repeats=5):.0f} ms"
         minutes = (card.training_seconds or 0) / 60
+        epoch = _median_epoch_seconds(entry.path)
+        per_epoch = f" ({epoch:.0f} s)" if epoch is not None else ""
         rows.append(
             f"| {card.dataset} | {card.arch} | {init} | {card.size_label} | "
             f"{_pct(m.get('accuracy'))}% ({_pct(low)}–{_pct(high)}) | {_pct(m.get('macro_f1'))} | "
             f"{_pct(m.get('group_accuracy'))} | {m.get('ece', float('nan')):.3f} | "
             f"{human(card.params or 0)} | {human(card.flops or 0)} | {ms} | "
             f"{card.epochs_run} ({card.best_epoch}){' early stop' if card.stopped_early else ''} | "
-            f"{minutes:.0f} min |")
+            f"{minutes:.0f} min{per_epoch} |")
     return "\n".join(rows)
 
 

@@ -62,12 +62,16 @@ def test_results_table_has_one_row_per_finished_model(tmp_path, checkpoint_root)
     card = json.loads(card_path.read_text())
     card["recipe"]["image_size"] = 48                      # trained smaller than tested
     card_path.write_text(json.dumps(card))
+    (root / "shapes" / "cnn" / "history.csv").write_text(  # epoch 2 ran while paused
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
+        "1,1.0,0.5,1.0,0.5,0.001,20.0\n2,0.9,0.6,0.9,0.6,0.001,900.0\n3,0.8,0.7,0.8,0.7,0.0,22.0\n")
 
     rows = results_table(root, latency=False).splitlines()
     assert rows[0].startswith("| dataset | model | initialisation") and len(rows) == 4
     cnn = next(r for r in rows if "| cnn |" in r)
     lite0 = next(r for r in rows if "| efficientnet_lite0 |" in r)
     assert "| from scratch | 48 (test 64) |" in cnn
+    assert cnn.endswith(" min (22 s) |")                  # the median epoch ignores the pause
     assert ("| **ImageNet** |" in lite0) == json.loads(
         (root / "shapes" / "efficientnet_lite0" / "card.json").read_text())["init"].startswith(
         "imagenet")
