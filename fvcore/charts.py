@@ -87,15 +87,18 @@ def efficiency(table: pd.DataFrame, front: pd.DataFrame, cost: str, cost_title: 
 
 
 def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure:
-    """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train."""
+    """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train (``long``
+    may hold one split only)."""
     data = long[long["metric"] == metric]
     single = data["model"].nunique() == 1   # one model: colour the splits instead
+    splits = sorted(data["split"].unique())
+    shown = "train dotted, validation solid" if len(splits) != 1 else f"{splits[0]} only"
     fig = px.line(data, x="epoch", y="value", color="split" if single else "model",
                   line_dash="split", markers=True, log_y=log_y, color_discrete_sequence=COLOURS,
                   line_dash_map={"validation": "solid", "train": "dot"})
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
-    return _finish(fig, f"{metric.capitalize()} per epoch (train dotted, validation solid)",
+    return _finish(fig, f"{metric.capitalize()} per epoch ({shown})",
                    "epoch", metric + (" (log scale)" if log_y else ""))
 
 

@@ -42,7 +42,13 @@ with training:
     if long.empty:
         st.info("None of the selected checkpoints has a history.csv.")
     else:
-        log_y = st.toggle("Log-scale y axis", key="curves_log")
+        pick, scale = st.columns(2, vertical_alignment="bottom")
+        split = pick.radio("Curves", ["train and validation", "validation", "train"],
+                           horizontal=True, key="curves_split",
+                           help="With many models, one split at a time is easier to read.")
+        log_y = scale.toggle("Log-scale y axis", key="curves_log")
+        if split != "train and validation":
+            long = long[long["split"] == split]
         left, right = st.columns(2)
         left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")
         right.plotly_chart(charts.curves(long, "accuracy", log_y=log_y), key="curves_acc")

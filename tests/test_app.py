@@ -175,6 +175,16 @@ def test_compare_shows_the_charts_and_the_misclassified_gallery(app):
     assert app.get("image"), "the misclassified gallery shows the fixture's test images"
 
 
+def test_compare_training_curves_one_split_at_a_time(app):
+    open_page(app, "pages/compare.py")
+    app.radio(key="curves_split").set_value("validation").run()
+    no_failure(app)
+    loss = json.loads(app.get("plotly_chart")[1].proto.spec)
+    assert "validation only" in loss["layout"]["title"]["text"]
+    names = [trace["name"] for trace in loss["data"]]
+    assert len(names) == len(MODELS) and all("validation" in name for name in names)
+
+
 def test_compare_confusion_difference_of_two_models(app):
     open_page(app, "pages/compare.py")
     app.toggle(key="compare_cm_diff").set_value(True).run()
