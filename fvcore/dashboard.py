@@ -89,6 +89,13 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
+def best_first(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`models_table` by test accuracy, best first (unscored ones last), the
+    order of the README's results table."""
+    return table.sort_values("accuracy", ascending=False, na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
 def status_tag(entry: Entry) -> str:
     """``""`` for a checkpoint with test metrics, else ``"training"`` (a resumable ``.train/``
     state beside it) or ``"not evaluated"``. Cheap: the card and one directory check."""

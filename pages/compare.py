@@ -7,7 +7,8 @@ sel = webapp.selection()
 st.title(f"Compare: {sel.dataset or 'no dataset'}")
 webapp.require_models(sel)
 
-table = dashboard.models_table(sel.models, webcache.latencies(sel.models))
+table = dashboard.best_first(dashboard.models_table(sel.models,
+                                                    webcache.latencies(sel.models)))
 overview, training, metrics, gallery = st.tabs(
     ["Overview", "Training curves", "Test metrics", "Misclassified images"])
 

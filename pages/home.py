@@ -16,7 +16,8 @@ if sel.dataset:
     st.subheader(f"{panels.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
     notes = {e.name: dashboard.unevaluated_note(e) for e in sel.in_dataset}
     evaluated = [e for e in sel.in_dataset if notes[e.name] is None]
-    table = dashboard.models_table(evaluated, webcache.latencies(evaluated))
+    table = dashboard.best_first(dashboard.models_table(evaluated,
+                                                        webcache.latencies(evaluated)))
     if evaluated:
         panels.table(table, key="home_models", columns=COLUMNS)
     if len(evaluated) < len(sel.in_dataset):

@@ -96,6 +96,7 @@ def test_home_lists_models_and_skipped_folders_without_loading_any(app_root, mon
     no_failure(at)
     table = at.dataframe[0].value
     assert sorted(table["model"]) == sorted(MODELS)
+    assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)  # best first
     warning = at.warning[0].value
     assert "shapes/broken" in warning and "corrupt model.safetensors" in warning
 
