@@ -44,9 +44,12 @@ def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = Non
 
 
 def display_frame(frame: pd.DataFrame, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """The frame as shown: chosen columns, empty ones dropped, rates in percent, the confidence
-    interval as one ``low–high %`` column after the accuracy."""
+    """The frame as shown: chosen columns, empty ones dropped (and the architecture when every
+    model is named after it), rates in percent, the confidence interval as one ``low–high %``
+    column after the accuracy."""
     frame = frame[list(columns)] if columns else frame.copy()
+    if {"model", "arch"} <= set(frame.columns) and frame["model"].equals(frame["arch"]):
+        frame = frame.drop(columns="arch")
     if {"ci_low", "ci_high"} <= set(frame.columns):
         ci = [f"{lo:.0%}–{hi:.0%}" if pd.notna(lo) else None
               for lo, hi in zip(frame.pop("ci_low"), frame.pop("ci_high"), strict=True)]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fvcore import charts, dashboard
+from fvcore import charts, dashboard, panels
 from fvcore.checkpoint import scan
 from fvcore.evaluate import Predictions
 
@@ -145,3 +145,15 @@ def test_cam_grid_is_a_png_with_one_tile_per_model():
     tiles = [(f"model {i}\npredicts a", Image.new("RGB", (64, 64), "red")) for i in range(5)]
     grid = Image.open(io.BytesIO(charts.cam_grid(tiles, tile=100, columns=4)))
     assert grid.format == "PNG" and grid.width > 4 * 100 and grid.height > 2 * 100
+
+
+def test_the_shown_table_drops_what_repeats_and_joins_the_interval(checkpoint_root):
+    entries, _ = scan(checkpoint_root)
+    table = dashboard.models_table(dashboard.short_names(entries, "shapes"))
+    shown = panels.display_frame(table)
+    assert "arch" not in shown                         # every model is named after its arch
+    assert list(shown.columns[:3]) == ["model", "init", "accuracy"]
+    assert shown.columns[3] == "ci95" and all("–" in c for c in shown["ci95"])
+    assert shown["accuracy"].max() > 1                  # in percent
+    table.loc[0, "model"] = "my-cnn"
+    assert "arch" in panels.display_frame(table)
