@@ -207,6 +207,11 @@ def reports(preds: Mapping[str, Predictions], groups: Optional[dict[str, str]] =
     return {name: evaluate_predictions(p, groups) for name, p in preds.items()}
 
 
+def ranked(full: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The models of :func:`reports` by accuracy, best first (ties keep their order)."""
+    return sorted(full, key=lambda name: -full[name]["accuracy"])
+
+
 def report_table(full: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Headline metrics of each report, one row per model (for tables and CSV downloads)."""
     keys = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "group_accuracy", "ece",

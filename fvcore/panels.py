@@ -115,7 +115,7 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
     classes = next(iter(preds.values())).classes
     tabs = st.tabs(["Confusion", "Per-class F1", "Calibration", "Significance"])
     with tabs[0]:
-        names = list(preds)
+        names = dashboard.ranked(full)   # the best model is shown first
         left, mid, right = st.columns([2, 2, 1])
         model = left.selectbox("Model", names, key=f"{key}_cm_model")
         other = None

@@ -186,6 +186,14 @@ def test_compare_training_curves_one_split_at_a_time(app):
     assert len(names) == len(MODELS) and all("validation" in name for name in names)
 
 
+def test_compare_opens_on_the_best_model(app):
+    open_page(app, "pages/compare.py")
+    no_failure(app)
+    overview = app.dataframe[0].value
+    assert list(overview["accuracy"]) == sorted(overview["accuracy"], reverse=True)
+    assert app.selectbox(key="compare_cm_model").value == overview["model"][0]
+
+
 def test_compare_confusion_difference_of_two_models(app):
     open_page(app, "pages/compare.py")
     app.toggle(key="compare_cm_diff").set_value(True).run()

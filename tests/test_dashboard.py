@@ -157,3 +157,9 @@ def test_the_shown_table_drops_what_repeats_and_joins_the_interval(checkpoint_ro
     assert shown["accuracy"].max() > 1                  # in percent
     table.loc[0, "model"] = "my-cnn"
     assert "arch" in panels.display_frame(table)
+
+
+def test_models_are_ranked_best_first():
+    full = dashboard.reports({"a": preds([0, 1, 2], [0, 0, 0]), "b": preds([0, 1, 2], [0, 1, 2]),
+                              "c": preds([0, 1, 2], [0, 1, 0])})
+    assert dashboard.ranked(full) == ["b", "c", "a"]
