@@ -2,15 +2,12 @@
 zoo reproducibly and resumably, and the README results table generated from the cards."""
 from __future__ import annotations
 
-import csv
 import re
 import shlex
-import statistics
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from fvcore.card import ModelCard
-from fvcore.catalog import HISTORY
 from fvcore.checkpoint import scan
 from fvcore.cost import human
 from fvcore.errors import FvError
@@ -102,13 +99,11 @@ def _pct(value: Optional[float]) -> str:
 def _median_epoch_seconds(folder: Path) -> Optional[float]:
     """Median seconds per epoch from ``history.csv``: unlike the total wall-clock time, it is not
     inflated by the minutes a run was paused or shared its CPU; None without a history."""
-    try:
-        with (folder / HISTORY).open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        seconds = [float(row["seconds"]) for row in rows if row.get("seconds")]
-    except (OSError, ValueError, KeyError):
+    from fvcore.dashboard import read_history
+    history = read_history(folder)
+    if history is None or "seconds" not in history or history["seconds"].isna().all():
         return None
-    return statistics.median(seconds) if seconds else None
+    return float(history["seconds"].median())
 
 
 def _table_order(entry: Any) -> tuple[str, float]:

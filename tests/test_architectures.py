@@ -14,6 +14,7 @@ from torch import nn
 
 from fvcore.architectures import (create_model, get_spec, get_submodule, list_archs,
                                   register, vit_reshape)
+from fvcore.cost import count_params
 from fvcore.errors import FvError
 from fvcore.layers import Head
 
@@ -72,10 +73,7 @@ def test_resnet50_attention_is_resnet50_plus_cbam():
     plain, _ = create_model("resnet50", 3)
     attention, _ = create_model("resnet50_attention", 3)
     assert type(attention.layer4[-1]).__name__ == "CBAM"
-    def size(m):
-        return sum(p.numel() for p in m.parameters())
-
-    assert size(attention) > size(plain)
+    assert count_params(attention) > count_params(plain)
 
 
 def test_auto_pretrained_falls_back_with_a_warning_when_offline(monkeypatch):
