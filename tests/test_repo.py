@@ -1,4 +1,5 @@
-"""The repository contract: the README's commands are what CI runs; no stray dependencies."""
+"""The repository contract: the README's commands are what CI runs, its layout names every
+module; no stray dependencies."""
 from __future__ import annotations
 
 import re
@@ -41,3 +42,12 @@ def test_the_code_passes_the_linter():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_layout_names_every_module_and_page():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    modules = [p.name for p in (ROOT / "fvcore").glob("*.py") if not p.name.startswith("__")]
+    pages = [p.stem for p in (ROOT / "pages").glob("*.py")]
+    assert [m for m in modules if f"`{m}`" not in layout] == []
+    assert [p for p in pages if p not in layout] == []
