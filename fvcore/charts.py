@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from PIL import Image, ImageDraw, ImageFont
 
+from fvcore.dashboard import Significance, format_p
+
 TEMPLATE = "plotly_white"
 COLOURS = px.colors.qualitative.Safe
 
@@ -138,16 +140,28 @@ def reliability(frame: pd.DataFrame, eces: Mapping[str, float]) -> go.Figure:
                    "mean confidence in bin", "accuracy in bin", height=420)
 
 
-def mcnemar(pvals: pd.DataFrame, text: pd.DataFrame, n_images: int) -> go.Figure:
-    """Pairwise McNemar p-values; cells below 0.05 mean the two models really differ."""
+def mcnemar(sig: Significance) -> go.Figure:
+    """Pairwise McNemar tests: each cell is the row model's accuracy minus the column model's
+    (percentage points) and the p-value; green where the row model is significantly better, red
+    where it is significantly worse (p < 0.05), grey where the test cannot tell them apart."""
+    significant = sig.pvals.to_numpy(dtype=float) < 0.05
+    diffs = sig.diffs.to_numpy(dtype=float)
+    z = np.where(significant, np.sign(diffs), 0.0)
+    z[np.isnan(diffs)] = np.nan
+    labels = [[("" if np.isnan(d) else f"{d:+.1f}<br>{format_p(p)}")
+               for d, p in zip(drow, prow, strict=True)]
+              for drow, prow in zip(diffs, sig.pvals.to_numpy(dtype=float), strict=True)]
     fig = go.Figure(go.Heatmap(
-        z=pvals.to_numpy(dtype=float), x=list(pvals.columns), y=list(pvals.index),
-        colorscale=[[0, "#b2182b"], [0.05, "#f4a582"], [0.0501, "#f7f7f7"], [1, "#ffffff"]],
-        zmin=0, zmax=1, customdata=text.to_numpy(), hovertemplate="%{customdata}<extra></extra>",
-        texttemplate="%{z:.3f}", colorbar=dict(title="p-value")))
-    fig.update_yaxes(autorange="reversed")
-    return _finish(fig, f"McNemar test on {n_images} shared test images (red: p < 0.05)",
-                   "model", "model", height=_square(len(pvals), base=320, per_class=60))
+        z=z, x=list(sig.pvals.columns), y=list(sig.pvals.index), zmin=-1, zmax=1,
+        colorscale=[[0, "#d6604d"], [0.5, "#f0f0f0"], [1, "#4d9221"]], showscale=False,
+        text=labels, texttemplate="%{text}", customdata=sig.text.to_numpy(),
+        hovertemplate="%{customdata}<extra></extra>", xgap=2, ygap=2))
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(showgrid=False)
+    n = sig.result["n_images"]
+    return _finish(fig, f"Row minus column accuracy, points ({n} shared test images; coloured: "
+                        "McNemar p < 0.05)", "column model", "row model",
+                   height=_square(len(sig.pvals), base=320, per_class=60))
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:

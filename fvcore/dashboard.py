@@ -272,20 +272,42 @@ def reliability(preds: Mapping[str, Predictions], bins: int = 10
                                        "confidence"]), eces
 
 
-def mcnemar_matrix(preds: Mapping[str, Predictions]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Pairwise McNemar p-values (symmetric, NaN diagonal), hover text per cell, and the
-    comparison (shared images, per-model accuracy, soft-voting ensemble)."""
+@dataclasses.dataclass
+class Significance:
+    """Pairwise McNemar tests as matrices, rows and columns best model first.
+
+    ``pvals``: exact p-values (symmetric, NaN diagonal); ``diffs``: row minus column accuracy in
+    percentage points on the shared images (antisymmetric); ``text``: hover text per cell;
+    ``result``: :func:`fvcore.evaluate.compare`'s output (shared images, accuracies, ensemble)."""
+
+    pvals: pd.DataFrame
+    diffs: pd.DataFrame
+    text: pd.DataFrame
+    result: dict
+
+
+def format_p(p: float) -> str:
+    """A p-value as people read it: ``p=0.255``, ``p=0.003``, ``p<0.001``."""
+    return f"p={p:.3f}" if p >= 0.001 else "p<0.001"
+
+
+def mcnemar_matrix(preds: Mapping[str, Predictions]) -> Significance:
+    """Every pair of models tested with McNemar's exact test on their shared test images."""
     result = compare(dict(preds))
-    names = sorted(preds)
+    n = result["n_images"]
+    names = sorted(preds, key=lambda name: -result["models"][name]["accuracy"])
     pvals = pd.DataFrame(np.nan, index=names, columns=names)
+    diffs = pd.DataFrame(np.nan, index=names, columns=names)
     text = pd.DataFrame("", index=names, columns=names)
     for pair in result["mcnemar"]:
         a, b, p = pair["a"], pair["b"], pair["p_value"]
         pvals.loc[a, b] = pvals.loc[b, a] = p
         for x, y, only_x, only_y in ((a, b, pair["only_a"], pair["only_b"]),
                                      (b, a, pair["only_b"], pair["only_a"])):
-            text.loc[x, y] = f"p={p:.3g}; only {x} right: {only_x}, only {y} right: {only_y}"
-    return pvals, text, result
+            diffs.loc[x, y] = 100.0 * (only_x - only_y) / n
+            text.loc[x, y] = (f"{x} minus {y}: {diffs.loc[x, y]:+.1f} points, p={p:.3g}<br>"
+                              f"only {x} right: {only_x}, only {y} right: {only_y}")
+    return Significance(pvals, diffs, text, result)
 
 
 def misclassified(p: Predictions, limit: int = 24) -> pd.DataFrame:

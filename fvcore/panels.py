@@ -158,12 +158,14 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
         if len(preds) < 2:
             st.info("Select at least two models to test whether they differ.")
         else:
-            pvals, text, result = dashboard.mcnemar_matrix(preds)
-            st.plotly_chart(charts.mcnemar(pvals, text, result["n_images"]),
-                            key=f"{key}_mcnemar_chart")
-            st.caption("Each cell: McNemar's exact test of whether the two models make errors on "
-                       "the same images at the same rate. Red (p < 0.05): one model is really "
-                       "better on this test set; hover a cell for who was right where.")
+            sig = dashboard.mcnemar_matrix(preds)
+            result = sig.result
+            st.plotly_chart(charts.mcnemar(sig), key=f"{key}_mcnemar_chart")
+            st.caption("Models best first. Each cell: how many points more accurate the row's "
+                       "model is than the column's on the same test images, and McNemar's exact "
+                       "test of whether that difference is real. Green: the row model is really "
+                       "better on this test set (p < 0.05); red: really worse; grey: the test "
+                       "cannot tell them apart. Hover a cell for who was right where.")
             ens = result["ensemble"]
             st.markdown(f"**Soft-voting ensemble** of {len(ens['members'])} models: "
                         f"accuracy {ens['accuracy']:.1%} (95% CI {ens['accuracy_ci95'][0]:.1%}"

@@ -87,13 +87,38 @@ def test_tall_narrow_heatmaps_keep_their_numbers():
     assert not charts.heatmap(confusion, "cm", "predicted", "true").data[0].texttemplate
 
 
-def test_mcnemar_matrix_is_symmetric_with_empty_diagonal():
+def test_mcnemar_matrix_is_symmetric_with_empty_diagonal_best_model_first():
     models = {"x": preds([0, 1, 2, 0], [0, 1, 2, 0]), "y": preds([0, 1, 2, 0], [1, 1, 2, 0]),
               "z": preds([0, 1, 2, 0], [1, 2, 0, 1])}
-    pvals, text, result = dashboard.mcnemar_matrix(models)
-    assert np.isnan(np.diag(pvals.to_numpy())).all()
-    assert pvals.loc["x", "z"] == pvals.loc["z", "x"] and "only x right: 4" in text.loc["x", "z"]
-    assert result["n_images"] == 4
+    sig = dashboard.mcnemar_matrix({name: models[name] for name in ("z", "x", "y")})
+    assert list(sig.pvals.index) == list(sig.pvals.columns) == ["x", "y", "z"]
+    assert np.isnan(np.diag(sig.pvals.to_numpy())).all()
+    assert sig.pvals.loc["x", "z"] == sig.pvals.loc["z", "x"] and "only x right: 4" in \
+        sig.text.loc["x", "z"]
+    # x is right on all 4 images, z on none: +100 points one way, -100 the other
+    assert sig.diffs.loc["x", "z"] == 100.0 and sig.diffs.loc["z", "x"] == -100.0
+    assert sig.diffs.loc["x", "y"] == 25.0
+    assert sig.result["n_images"] == 4
+
+
+def test_the_significance_chart_shows_direction_and_a_readable_p_value():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    good = labels.copy()
+    bad = np.where(rng.random(400) < 0.5, (labels + 1) % 3, labels)
+    near = labels.copy()
+    near[:3] = (labels[:3] + 1) % 3      # 3 images apart: p = 0.25
+    sig = dashboard.mcnemar_matrix({"bad": preds(labels, bad), "good": preds(labels, good),
+                                    "near": preds(labels, near)})
+    heat = charts.mcnemar(sig).data[0]
+    z = pd.DataFrame(heat.z, index=heat.y, columns=heat.x)
+    text = pd.DataFrame(heat.text, index=heat.y, columns=heat.x)
+    assert list(heat.y) == ["good", "near", "bad"]
+    assert z.loc["good", "bad"] == 1 and z.loc["bad", "good"] == -1   # significant, both ways
+    assert z.loc["good", "near"] == 0                                 # cannot tell apart
+    assert text.loc["good", "bad"].endswith("p<0.001") and text.loc["good", "bad"].startswith("+")
+    assert "p=0." in text.loc["good", "near"]
+    assert dashboard.format_p(0.2549) == "p=0.255" and dashboard.format_p(3e-40) == "p<0.001"
 
 
 def test_misclassified_are_the_wrong_ones_most_confident_first():
