@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fvcore.catalog import HISTORY, TRAIN_STATE, Entry
-from fvcore.evaluate import Predictions, compare, evaluate_predictions
+from fvcore.evaluate import Predictions, align, compare, evaluate_predictions
 from fvcore.metrics import calibration
 
 ENV_DATA = "FVCORE_DATA"
@@ -212,6 +212,12 @@ def ranked(full: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(full, key=lambda name: -full[name]["accuracy"])
 
 
+def ranked_predictions(preds: Mapping[str, Predictions]) -> list[str]:
+    """The models of stored predictions by test accuracy, best first (ties keep their order);
+    cheaper than :func:`ranked` over full reports."""
+    return sorted(preds, key=lambda name: -float(np.mean(preds[name].preds == preds[name].labels)))
+
+
 def report_table(full: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Headline metrics of each report, one row per model (for tables and CSV downloads)."""
     keys = ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "group_accuracy", "ece",
@@ -310,14 +316,43 @@ def mcnemar_matrix(preds: Mapping[str, Predictions]) -> Significance:
     return Significance(pvals, diffs, text, result)
 
 
-def misclassified(p: Predictions, limit: int = 24) -> pd.DataFrame:
-    """The model's wrong test predictions, most confident first."""
-    wrong = np.flatnonzero(p.preds != p.labels)
+MISTAKES = {"model": "all its mistakes",
+            "only": "mistakes only it makes (every other selected model is right)",
+            "all": "mistakes every selected model makes"}
+
+
+def misclassified(p: Predictions, limit: int = 24, *,
+                  others: Optional[Mapping[str, Predictions]] = None,
+                  which: str = "model") -> pd.DataFrame:
+    """The model's wrong test predictions, most confident first.
+
+    ``which`` (a key of :data:`MISTAKES`) narrows them using ``others``, the other models'
+    predictions (not this one's), on the images every model shares: ``"only"`` keeps the images
+    every other model gets right (the model's own blind spots), ``"all"`` those every other model
+    gets wrong too (hard or mislabelled photos). ``wrong_by`` counts the models, this one
+    included, that are wrong on each image."""
+    if which not in MISTAKES:
+        raise ValueError(f"which must be one of {sorted(MISTAKES)}, not {which!r}")
+    columns = ["path", "true", "pred", "prob", "true_prob", "wrong_by"]
+    others = dict(others or {})
+    if others:
+        _, aligned = align({"": p, **others})
+        p = aligned.pop("")
+        wrong_by = sum((o.preds != o.labels).astype(int) for o in aligned.values())
+    else:
+        wrong_by = np.zeros(len(p.paths), dtype=int)
+    wrong = p.preds != p.labels
+    if which == "only":
+        wrong &= wrong_by == 0
+    elif which == "all":
+        wrong &= wrong_by == len(others)
     rows = [{"path": p.paths[i], "true": p.classes[p.labels[i]], "pred": p.classes[p.preds[i]],
-             "prob": float(p.probs[i, p.preds[i]]), "true_prob": float(p.probs[i, p.labels[i]])}
-            for i in wrong]
-    frame = pd.DataFrame(rows, columns=["path", "true", "pred", "prob", "true_prob"])
-    return frame.sort_values("prob", ascending=False).head(limit).reset_index(drop=True)
+             "prob": float(p.probs[i, p.preds[i]]), "true_prob": float(p.probs[i, p.labels[i]]),
+             "wrong_by": int(wrong_by[i]) + 1}
+            for i in np.flatnonzero(wrong)]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("prob", ascending=False, kind="stable").head(limit) \
+        .reset_index(drop=True)
 
 
 def predictions_long(preds: Mapping[str, Predictions]) -> pd.DataFrame:

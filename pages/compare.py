@@ -68,14 +68,20 @@ with gallery:
     if not preds:
         st.info("No stored test predictions for the selected models.")
     else:
-        a, b = st.columns([2, 1])
-        model = a.selectbox("Model", list(preds), key="gallery_model")
-        limit = b.slider("Images", 6, 60, 18, 6, key="gallery_limit")
-        wrong = dashboard.misclassified(preds[model], limit)
+        a, b, c = st.columns([2, 3, 2])
+        model = a.selectbox("Model", dashboard.ranked_predictions(preds), key="gallery_model")
+        which = b.selectbox("Show", list(dashboard.MISTAKES), key="gallery_which",
+                            format_func=dashboard.MISTAKES.get, disabled=len(preds) < 2,
+                            help="Compared with the other selected models on the test images "
+                                 "they share: a model's own blind spots, or the photos no model "
+                                 "gets right (hard, ambiguous or mislabelled).")
+        limit = c.slider("Images", 6, 60, 18, 6, key="gallery_limit")
+        others = {name: p for name, p in preds.items() if name != model}
+        wrong = dashboard.misclassified(preds[model], limit, others=others, which=which)
         roots = dashboard.data_roots()
         found = [dashboard.resolve_image(p, sel.dataset, roots) for p in wrong["path"]]
         if wrong.empty:
-            st.success(f"{model} classified every test image correctly.")
+            st.success(f"{model} has no mistakes of this kind on the test images.")
         elif not any(found):
             st.info(f"Test images not found under {', '.join(map(str, roots))}: set "
                     f"FVCORE_DATA to the folder holding `{sel.dataset}/`.")
@@ -86,4 +92,5 @@ with gallery:
                 with cell:
                     if path:
                         st.image(webcache.thumbnail(str(path)), width="stretch")
-                    st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%})")
+                    st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%}); "
+                               f"wrong in {row.wrong_by} of {len(preds)} models")

@@ -176,6 +176,19 @@ def test_compare_shows_the_charts_and_the_misclassified_gallery(app):
     assert app.get("image"), "the misclassified gallery shows the fixture's test images"
 
 
+def test_the_misclassified_gallery_shows_blind_spots_and_photos_no_model_gets_right(app):
+    open_page(app, "pages/compare.py")
+    wrong_by = {}
+    for which in ("model", "only", "all"):
+        app.selectbox(key="gallery_which").set_value(which).run()
+        no_failure(app)
+        captions = [c.value for c in app.caption if " models" in c.value and "wrong in" in c.value]
+        wrong_by[which] = {int(c.split("wrong in ")[1].split(" of")[0]) for c in captions}
+        assert all(c.endswith(f"of {len(MODELS)} models") for c in captions)
+    # the fixture's models share some mistakes and not others
+    assert wrong_by == {"model": {1, 2, 3}, "only": {1}, "all": {len(MODELS)}}
+
+
 def test_compare_training_curves_one_split_at_a_time(app):
     open_page(app, "pages/compare.py")
     app.radio(key="curves_split").set_value("validation").run()

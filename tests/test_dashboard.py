@@ -128,6 +128,26 @@ def test_misclassified_are_the_wrong_ones_most_confident_first():
     assert list(wrong["true"]) == ["c", "a"] and wrong["prob"][0] == pytest.approx(0.95)
 
 
+def test_misclassified_tells_a_models_own_blind_spots_from_photos_no_model_gets_right():
+    #              image:  0  1  2  3  4
+    labels = [0, 1, 2, 0, 1]
+    this = preds(labels, [1, 1, 0, 2, 1])        # wrong on 0, 2, 3
+    other = preds(labels, [1, 1, 2, 0, 1])       # wrong on 0
+    third = preds(labels, [2, 1, 2, 0, 0])       # wrong on 0, 4
+    others = {"other": other, "third": third}
+    own = dashboard.misclassified(this, others=others, which="only")
+    assert sorted(own["path"]) == ["test/a/3.png", "test/c/2.png"]
+    hard = dashboard.misclassified(this, others=others, which="all")
+    assert list(hard["path"]) == ["test/a/0.png"] and list(hard["wrong_by"]) == [3]
+    every = dashboard.misclassified(this, others=others)
+    assert sorted(every["path"]) == ["test/a/0.png", "test/a/3.png", "test/c/2.png"]
+    assert dict(zip(every["path"], every["wrong_by"], strict=True))["test/c/2.png"] == 1
+    assert dashboard.ranked_predictions({"this": this, "third": third, "other": other}) == \
+        ["other", "third", "this"]
+    with pytest.raises(ValueError):
+        dashboard.misclassified(this, which="some")
+
+
 def test_reliability_bins_and_ece_per_model():
     frame, eces = dashboard.reliability({"m": preds([0, 1, 2, 0], [0, 1, 2, 1], confidence=0.9)})
     assert eces["m"] == pytest.approx(abs(0.75 - 0.9)) and frame["count"].sum() == 4
