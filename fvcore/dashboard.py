@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from fvcore.card import ModelCard
 from fvcore.catalog import HISTORY, TRAIN_STATE, Entry
 from fvcore.evaluate import Predictions, align, compare, evaluate_predictions
 from fvcore.metrics import calibration
@@ -87,6 +88,73 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
             "training_min": card.training_seconds / 60 if card.training_seconds else None,
         })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def card_facts(card: ModelCard) -> pd.DataFrame:
+    """How a checkpoint was made, as (what, value) rows people can read: initialisation, data,
+    image size, the training recipe, epochs, time, hardware, calibration, test result. Fields the
+    card lacks are left out; every value is a string (cards come from users: nothing trusted)."""
+    def as_dict(value: Any) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    r = as_dict(card.recipe)
+    splits = as_dict(card.splits)
+    counts, origin = as_dict(splits.get("counts")), as_dict(splits.get("provenance"))
+    rows: list[tuple[str, Any]] = [("architecture", card.arch), ("initialisation", card.init),
+                                   ("dataset", card.dataset)]
+    for split in ("train", "validation", "test"):
+        if split in counts:
+            n = counts[split]
+            rows.append((f"{split} images", (f"{n:,}" if isinstance(n, int) else str(n))
+                         + (f" · {origin[split]}" if origin.get(split) else "")))
+    rows.append(("image size", card.size_label
+                 + (f", resized to {card.resize_size} first" if card.resize_size else "")))
+    if r.get("finetune") or r.get("pretrained_used"):
+        rows.append(("fine-tuning", " ".join(str(x) for x in (
+            r.get("finetune", ""),
+            f"(backbone lr x{r['backbone_lr_scale']})" if r.get("backbone_lr_scale") else ""))
+            .strip()))
+    optim = [f"{k.replace('_', ' ')} {r[k]}" for k in ("lr", "weight_decay", "batch_size")
+             if k in r]
+    if r.get("optimizer") or optim:
+        rows.append(("optimiser", ", ".join([str(r.get("optimizer", "")), *optim]).strip(", ")))
+    if r.get("schedule"):
+        rows.append(("schedule", f"{r['schedule']}, {r.get('epochs', '?')} epochs"
+                                 + (f", early stopping after epoch {r['min_epochs']} with "
+                                    f"patience {r.get('patience', '?')}"
+                                    if r.get("min_epochs") else "")))
+    augment = [str(r["augment_policy"])] if r.get("augment") and r.get("augment_policy") else []
+    if r.get("mix"):
+        augment.append(f"CutMix/MixUp alpha {r['mix']}")
+    if r.get("label_smoothing"):
+        augment.append(f"label smoothing {r['label_smoothing']}")
+    if augment:
+        rows.append(("regularisation", ", ".join(augment)))
+    if card.epochs_run:
+        how = ("stopped early" if card.stopped_early else "ran to the epoch limit"
+               if card.stopped_early is not None else "")
+        rows.append(("epochs", f"{card.epochs_run} run, best {card.best_epoch}"
+                               + (f", {how}" if how else "")))
+    if card.training_seconds:
+        rows.append(("training time", f"{card.training_seconds / 60:.0f} min"
+                     + (f" on {card.hardware}" if card.hardware else "")))
+    cal = as_dict(card.calibration)
+    if cal.get("skipped"):
+        rows.append(("calibration", f"none: {cal['skipped']}"))
+    elif card.temperature != 1.0 or cal:
+        line = f"temperature {card.temperature:.3g}"
+        before, after = cal.get("val_ece_before"), cal.get("val_ece_after")
+        if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+            line += f" (validation ECE {before:.3f} -> {after:.3f})"
+        rows.append(("calibration", line))
+    m = as_dict(card.metrics)
+    if isinstance(m.get("accuracy"), (int, float)):
+        rows.append(("test accuracy", f"{m['accuracy']:.1%}"
+                     + (f" on {m['n_images']:,} images" if isinstance(m.get("n_images"), int)
+                        else "")))
+    if card.notes:
+        rows.append(("notes", card.notes))
+    return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["what", "value"])
 
 
 def best_first(table: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from fvcore import dashboard
+from fvcore.catalog import Entry
 from fvcore.evaluate import Predictions
 
 _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_accuracy",
@@ -71,6 +72,28 @@ def table(frame: pd.DataFrame, *, key: Optional[str] = None,
         config["ci95"] = st.column_config.TextColumn("95% CI", help="Wilson interval of the "
                                                      "accuracy on this many test images")
     st.dataframe(frame, hide_index=True, column_config=config, key=key)
+
+
+def model_card(entries: Sequence[Entry], order: Sequence[str], *, key: str) -> None:
+    """How one model was made: pick a model (``order``: names, best first), see its card as a
+    readable list, the exact training command and the card itself as a download."""
+    by_name = {entry.name: entry for entry in entries}
+    names = [name for name in order if name in by_name]
+    if not names:
+        return
+    name = st.selectbox("Model", names, key=f"{key}_model")
+    entry = by_name[name]
+    left, right = st.columns([3, 2])
+    left.dataframe(dashboard.card_facts(entry.card), hide_index=True, key=f"{key}_facts",
+                   column_config={"what": st.column_config.TextColumn("", width="small"),
+                                  "value": st.column_config.TextColumn("", width="large")})
+    with right:
+        if entry.card.command:
+            st.caption("The exact training command")
+            st.code(entry.card.command, language="bash", wrap_lines=True)
+        st.download_button("card.json", entry.card.to_json(), file_name=f"{name}-card.json",
+                           mime="application/json", key=f"{key}_download",
+                           icon=":material/download:")
 
 
 def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: float, k: int, *,

@@ -38,6 +38,9 @@ with overview:
             webapp.measure_latencies(sel.models)
             st.rerun()
 
+    st.subheader("How each model was trained")
+    panels.model_card(sel.models, list(table["model"]), key="compare_card")
+
 with training:
     long = dashboard.curves_long(webcache.histories(sel.models))
     if long.empty:

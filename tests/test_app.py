@@ -189,6 +189,17 @@ def test_the_misclassified_gallery_shows_blind_spots_and_photos_no_model_gets_ri
     assert wrong_by == {"model": {1, 2, 3}, "only": {1}, "all": {len(MODELS)}}
 
 
+def test_compare_shows_how_each_model_was_trained(app):
+    open_page(app, "pages/compare.py")
+    app.selectbox(key="compare_card_model").set_value("vit").run()
+    no_failure(app)
+    facts = next(d.value for d in app.dataframe if "what" in d.value.columns)
+    rows = dict(zip(facts["what"], facts["value"], strict=True))
+    assert rows["architecture"] == "vit" and "scratch" in rows["initialisation"]
+    assert "run, best" in rows["epochs"] and "test accuracy" in rows
+    assert [c.value for c in app.code] == ["pytest fixture"]   # the card's exact command
+
+
 def test_compare_training_curves_one_split_at_a_time(app):
     open_page(app, "pages/compare.py")
     app.radio(key="curves_split").set_value("validation").run()
