@@ -71,8 +71,9 @@ def _logger(out: Path, rank: int) -> logging.Logger:
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    threads = torch.get_num_threads()
     return (f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} torch threads")
+            f"{threads} torch thread{'' if threads == 1 else 's'}")
 
 
 def _seed_everything(seed: int) -> None:
