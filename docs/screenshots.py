@@ -6,7 +6,8 @@
 Starts ``streamlit run app.py`` on a free port over CHECKPOINTS (default checkpoints/), drives
 Debian's headless Chromium (FVCORE_CHROMIUM) through Playwright, uploads the photos on Predict and
 the first one on Grad-CAM, and saves full-page PNGs: screenshot-home.png, screenshot-predict.png,
-screenshot-gradcam.png and screenshot-compare-<tab>.png for every dashboard tab. ``--dataset``
+screenshot-gradcam.png and screenshot-compare-<tab>.png for every dashboard tab (the training tab
+twice: both splits, and validation only). ``--dataset``
 picks the sidebar's dataset (default: the one with the most models, as the app does). The server
 works on a copy of the folder, so its ONNX cache never lands in CHECKPOINTS.
 """
@@ -76,10 +77,15 @@ def take(url: str, photos: Sequence[Path], out: Path, dataset: Optional[str]) ->
         page.get_by_role("link", name="Compare").first.click()
         page.locator(".js-plotly-plot").first.wait_for()
         settle(page)
+        shoot(page, out / "screenshot-compare-overview.png")
         for tab in COMPARE_TABS:
             page.get_by_role("tab", name=tab).click()
             settle(page)
             shoot(page, out / f"screenshot-compare-{tab.split()[0].lower()}.png")
+            if tab == "Training curves":   # the README's curves: one split, one trace per model
+                page.get_by_text("validation", exact=True).first.click()
+                settle(page)
+                shoot(page, out / "screenshot-compare-training-validation.png")
         browser.close()
 
 

@@ -157,6 +157,19 @@ def card_facts(card: ModelCard) -> pd.DataFrame:
     return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["what", "value"])
 
 
+def facts_markdown(facts: pd.DataFrame) -> str:
+    """:func:`card_facts` as a two-column markdown table (wraps long values, never scrolls);
+    characters that would break the table or start markup are escaped."""
+    def cell(text: str) -> str:
+        text = " ".join(str(text).split())
+        for char in "\\|*_`[]<>#$~":
+            text = text.replace(char, "\\" + char)
+        return text
+    rows = [f"| **{cell(what)}** | {cell(value)} |"
+            for what, value in zip(facts["what"], facts["value"], strict=True)]
+    return "\n".join(["| | |", "|---|---|", *rows])
+
+
 def best_first(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`models_table` by test accuracy, best first (unscored ones last), the
     order of the README's results table."""

@@ -84,9 +84,7 @@ def model_card(entries: Sequence[Entry], order: Sequence[str], *, key: str) -> N
     name = st.selectbox("Model", names, key=f"{key}_model")
     entry = by_name[name]
     left, right = st.columns([3, 2])
-    left.dataframe(dashboard.card_facts(entry.card), hide_index=True, key=f"{key}_facts",
-                   column_config={"what": st.column_config.TextColumn("", width="small"),
-                                  "value": st.column_config.TextColumn("", width="large")})
+    left.markdown(dashboard.facts_markdown(dashboard.card_facts(entry.card)))
     with right:
         if entry.card.command:
             st.caption("The exact training command")

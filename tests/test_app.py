@@ -193,10 +193,9 @@ def test_compare_shows_how_each_model_was_trained(app):
     open_page(app, "pages/compare.py")
     app.selectbox(key="compare_card_model").set_value("vit").run()
     no_failure(app)
-    facts = next(d.value for d in app.dataframe if "what" in d.value.columns)
-    rows = dict(zip(facts["what"], facts["value"], strict=True))
-    assert rows["architecture"] == "vit" and "scratch" in rows["initialisation"]
-    assert "run, best" in rows["epochs"] and "test accuracy" in rows
+    facts = next(m.value for m in app.markdown if "**initialisation**" in m.value)
+    assert "| **architecture** | vit |" in facts and "scratch" in facts
+    assert "| **epochs** | 4 run, best" in facts and "| **test accuracy** |" in facts
     assert [c.value for c in app.code] == ["pytest fixture"]   # the card's exact command
 
 

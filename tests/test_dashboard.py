@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fvcore import charts, dashboard, panels
+from fvcore.card import ModelCard
 from fvcore.checkpoint import scan
 from fvcore.evaluate import Predictions
 
@@ -208,3 +209,31 @@ def test_models_are_ranked_best_first():
     full = dashboard.reports({"a": preds([0, 1, 2], [0, 0, 0]), "b": preds([0, 1, 2], [0, 1, 2]),
                               "c": preds([0, 1, 2], [0, 1, 0])})
     assert dashboard.ranked(full) == ["b", "c", "a"]
+
+
+def test_a_cards_facts_read_as_a_table_and_survive_odd_cards():
+    card = ModelCard(arch="cnn", classes=["a", "b"], image_size=64, mean=[0, 0, 0], std=[1, 1, 1],
+                     init="none (random init, trained from scratch)", epochs_run=30,
+                     best_epoch=24, stopped_early=True, training_seconds=600,
+                     hardware="CPU, 2 cores", temperature=0.5,
+                     recipe={"optimizer": "AdamW", "lr": 0.001, "schedule": "cosine",
+                             "epochs": 30, "min_epochs": 20, "patience": 4},
+                     splits={"counts": {"train": 100, "validation": 20, "test": 50},
+                             "provenance": {"validation": "carved from train | seed 1"}},
+                     calibration={"val_ece_before": 0.2, "val_ece_after": 0.05},
+                     metrics={"accuracy": 0.8, "n_images": 50})
+    facts = dict(zip(*dashboard.card_facts(card).to_dict("list").values(), strict=True))
+    assert facts["epochs"] == "30 run, best 24, stopped early"
+    assert facts["validation images"] == "20 · carved from train | seed 1"
+    assert facts["schedule"] == "cosine, 30 epochs, early stopping after epoch 20 with patience 4"
+    assert facts["calibration"] == "temperature 0.5 (validation ECE 0.200 -> 0.050)"
+    assert facts["test accuracy"] == "80.0% on 50 images"
+    table = dashboard.facts_markdown(dashboard.card_facts(card))
+    assert "| **validation images** | 20 · carved from train \\| seed 1 |" in table
+    odd = ModelCard(arch="cnn", classes=["a", "b"], image_size=64, mean=[0, 0, 0],
+                    std=[1, 1, 1], recipe={"lr": [1]}, splits={"counts": "train"},
+                    calibration={"val_ece_before": "x"}, metrics={"accuracy": "high"})
+    odd_facts = dashboard.card_facts(odd)
+    assert list(odd_facts["what"]) == ["architecture", "initialisation", "dataset", "image size",
+                                       "optimiser", "calibration"]
+    assert odd_facts["value"].iloc[-1] == "temperature 1"
