@@ -144,13 +144,12 @@ def mcnemar(sig: Significance) -> go.Figure:
     """Pairwise McNemar tests: each cell is the row model's accuracy minus the column model's
     (percentage points) and the p-value; green where the row model is significantly better, red
     where it is significantly worse (p < 0.05), grey where the test cannot tell them apart."""
-    significant = sig.pvals.to_numpy(dtype=float) < 0.05
-    diffs = sig.diffs.to_numpy(dtype=float)
-    z = np.where(significant, np.sign(diffs), 0.0)
+    pvals, diffs = sig.pvals.to_numpy(dtype=float), sig.diffs.to_numpy(dtype=float)
+    z = np.where(pvals < 0.05, np.sign(diffs), 0.0)
     z[np.isnan(diffs)] = np.nan
     labels = [[("" if np.isnan(d) else f"{d:+.1f}<br>{format_p(p)}")
                for d, p in zip(drow, prow, strict=True)]
-              for drow, prow in zip(diffs, sig.pvals.to_numpy(dtype=float), strict=True)]
+              for drow, prow in zip(diffs, pvals, strict=True)]
     fig = go.Figure(go.Heatmap(
         z=z, x=list(sig.pvals.columns), y=list(sig.pvals.index), zmin=-1, zmax=1,
         colorscale=[[0, "#d6604d"], [0.5, "#f0f0f0"], [1, "#4d9221"]], showscale=False,

@@ -109,7 +109,7 @@ def card_facts(card: ModelCard) -> pd.DataFrame:
                          + (f" · {origin[split]}" if origin.get(split) else "")))
     rows.append(("image size", card.size_label
                  + (f", resized to {card.resize_size} first" if card.resize_size else "")))
-    if r.get("finetune") or r.get("pretrained_used"):
+    if r.get("finetune"):
         rows.append(("fine-tuning", " ".join(str(x) for x in (
             r.get("finetune", ""),
             f"(backbone lr x{r['backbone_lr_scale']})" if r.get("backbone_lr_scale") else ""))
@@ -382,7 +382,7 @@ def mcnemar_matrix(preds: Mapping[str, Predictions]) -> Significance:
     """Every pair of models tested with McNemar's exact test on their shared test images."""
     result = compare(dict(preds))
     n = result["n_images"]
-    names = sorted(preds, key=lambda name: -result["models"][name]["accuracy"])
+    names = ranked(result["models"])
     pvals = pd.DataFrame(np.nan, index=names, columns=names)
     diffs = pd.DataFrame(np.nan, index=names, columns=names)
     text = pd.DataFrame("", index=names, columns=names)
