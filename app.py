@@ -1,9 +1,10 @@
 """The workbench app: `streamlit run app.py`. The navigation comes from the one page list
-fvcore.webapp.PAGES; the sidebar (checkpoints folder, dataset, models) is shared by every page."""
-from fvcore import webapp
+fvcore.app.shell.PAGES; the sidebar (checkpoints folder, dataset, models) is shared by every
+page."""
+from fvcore.app import shell
 
-webapp.configure()
-page = webapp.navigation()
-webapp.sidebar()
-with webapp.entrypoint():
+shell.configure()
+page = shell.navigation()
+shell.sidebar()
+with shell.entrypoint():
     page.run()

@@ -52,8 +52,9 @@ def main() -> None:
     parser.add_argument("--backend", default="onnx")
     args = parser.parse_args()
     import torch
-    from fvcore.checkpoint import load_checkpoint
-    from fvcore.inference import predict_all
+
+    from fvcore.inference.loading import load_checkpoint
+    from fvcore.inference.predict import predict_all
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["FVCORE_THREADS"] = str(args.threads)

@@ -20,7 +20,8 @@ def markdown(res: dict) -> str:
              f"{env['matmul_gflops']:.0f} GFLOP/s; FLOP floor = FLOPs / that rate. Batch 1 on a "
              f"real photo; each time is the best of {env['rounds']} rounds in which eager, fast "
              f"path and Grad-CAM take turns (medians are in `bench/results.json`). Grad-CAM: "
-             f"`fvcore.cam.compute_cam` (one forward, gradients only after the target layer); "
+             "`fvcore.explain.cam.compute_cam` (one forward, gradients only after the target "
+             "layer); "
              f"grad-cam as-is: the package's GradCAM with every weight gradient.", "",
              "| model | source | GFLOP | eager ms | fast ms | eager/fast | floor ms | fast/floor "
              "| Grad-CAM ms | CAM/eager | grad-cam as-is ms |",

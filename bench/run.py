@@ -30,15 +30,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-
-from fvcore.architectures import create_model, get_spec, list_archs  # noqa: E402
-from fvcore.card import ModelCard  # noqa: E402
-from fvcore.checkpoint import load_checkpoint, save_checkpoint, scan  # noqa: E402
-from fvcore.classifier import Classifier  # noqa: E402
-from fvcore.cost import count_flops  # noqa: E402
-from fvcore.errors import FvError  # noqa: E402
 from report import markdown  # noqa: E402
 
+from fvcore.checkpoints.card import ModelCard  # noqa: E402
+from fvcore.checkpoints.catalog import scan  # noqa: E402
+from fvcore.checkpoints.folder import save_checkpoint  # noqa: E402
+from fvcore.errors import FvError  # noqa: E402
+from fvcore.inference.classifier import Classifier  # noqa: E402
+from fvcore.inference.loading import load_checkpoint  # noqa: E402
+from fvcore.models.cost import count_flops  # noqa: E402
+from fvcore.models.registry import create_model, get_spec, list_archs  # noqa: E402
 
 
 def matmul_rate(*, n: int = 2048, repeats: int = 10) -> float:
@@ -109,7 +110,8 @@ def choose_models(checkpoints: Path, archs: Optional[str], tmp: Path) -> list[tu
 def stock_cam_ms(clf: Classifier, x: torch.Tensor, rounds: int) -> float:
     """grad-cam as-is (every weight gradient computed), best of ``rounds``, for comparison."""
     from pytorch_grad_cam import GradCAM
-    from fvcore.architectures import get_submodule
+
+    from fvcore.models.registry import get_submodule
     layer = get_submodule(clf.model, clf.spec.cam_layer)
     clf.model.requires_grad_(True)
     try:
@@ -125,14 +127,15 @@ def stock_cam_ms(clf: Classifier, x: torch.Tensor, rounds: int) -> float:
 
 def model_row(clf: Classifier, rate: float, *, rounds: int, stock: bool) -> dict:
     """Per-model timings at batch 1 on a real photo: eager, fast path and Grad-CAM interleaved."""
-    from fvcore.architectures import get_submodule
-    from fvcore.cam import compute_cam
-    from fvcore.images import load_image
     from memory import sample_images
+
+    from fvcore.explain.cam import compute_cam
+    from fvcore.inference.images import load_image
+    from fvcore.models.registry import get_submodule
     x = clf.preprocess([load_image(sample_images(1)[0])])
     flops = count_flops(clf.model, clf.card.image_size)
     layer = get_submodule(clf.model, clf.spec.cam_layer)
-    t = interleaved({"eager": lambda: clf._torch_logits(x), "fast": lambda: clf.runner(x),
+    t = interleaved({"eager": lambda: clf.torch_runner(x), "fast": lambda: clf.runner(x),
                      "cam": lambda: compute_cam(clf.model, layer, x, target=None,
                                                 reshape=clf.spec.reshape)}, rounds)
     eager, fast, cam = (t[k]["best"] for k in ("eager", "fast", "cam"))
@@ -147,19 +150,15 @@ def model_row(clf: Classifier, rate: float, *, rounds: int, stock: bool) -> dict
 
 def predict_all_times(classifiers: Sequence[Classifier], images: list[bytes], *,
                       rounds: int, eager: bool) -> dict[str, dict]:
-    """fvcore.inference.predict_all (decode, preprocess once per preset, one batch per model)
+    """fvcore.inference.predict.predict_all (decode, preprocess once per preset, one batch per
+    model)
     on the fast path and, with ``eager``, with every runner switched to PyTorch."""
-    from fvcore.inference import predict_all
+    from fvcore.inference.predict import predict_all
+
+    eager_twins = [c.with_runner(c.torch_runner) for c in classifiers]
 
     def on_pytorch() -> None:
-        runners = [c.runner for c in classifiers]
-        for c in classifiers:
-            c.runner = c._torch_logits
-        try:
-            predict_all(classifiers, images)
-        finally:
-            for c, runner in zip(classifiers, runners, strict=True):
-                c.runner = runner
+        predict_all(eager_twins, images)
 
     fns = {"fast": lambda: predict_all(classifiers, images)}
     if eager:
@@ -268,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from fvcore.zoo import update_readme
+    from fvcore.training.zoo import update_readme
     try:
         results = run(args)
     except FvError as exc:

@@ -16,7 +16,7 @@ import warnings
 import torch
 from torch import nn
 
-from fvcore.architectures import create_model
+from fvcore.models.registry import create_model
 
 
 def step_time(arch: str, size: int, *, bf16: bool, channels_last: bool, steps: int,

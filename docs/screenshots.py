@@ -24,8 +24,17 @@ from typing import Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from appserver import (CHROMIUM, CHROMIUM_ARGS, COMPARE_TABS, WAIT_MS,  # noqa: E402
-                       serve_app, settle, snap, upload, visit)
+from appserver import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    COMPARE_TABS,
+    WAIT_MS,
+    serve_app,
+    settle,
+    snap,
+    upload,
+    visit,
+)
 
 WIDTH = 1440
 

@@ -1,23 +1,26 @@
 """Compare: the dashboard over stored cards, training histories and test predictions."""
 import streamlit as st
 
-from fvcore import charts, dashboard, panels, webapp, webcache
+from fvcore import settings
+from fvcore.app import cache, charts, frames, sections, shell
+from fvcore.datasets import folders
+from fvcore.evaluation import analysis
 
-sel = webapp.selection()
+sel = shell.selection()
 st.title(f"Compare: {sel.dataset or 'no dataset'}")
-webapp.require_models(sel)
+shell.require_models(sel)
 
-table = dashboard.best_first(dashboard.models_table(sel.models,
-                                                    webcache.latencies(sel.models)))
+table = frames.best_first(frames.models_table(sel.models,
+                                                    cache.latencies(sel.models)))
 overview, training, metrics, gallery = st.tabs(
     ["Overview", "Training curves", "Test metrics", "Misclassified images"])
 
 with overview:
-    panels.table(table, key="compare_table")
+    sections.table(table, key="compare_table")
     left, right = st.columns(2)
     scored = table["accuracy"].notna().any()
     if scored:
-        left.plotly_chart(charts.efficiency(table, dashboard.pareto_front(table, "gflops"),
+        left.plotly_chart(charts.efficiency(table, frames.pareto_front(table, "gflops"),
                                             "gflops", "GFLOPs per image (log scale)",
                                             "Accuracy vs compute: the efficiency frontier"),
                           key="compare_flops")
@@ -27,7 +30,7 @@ with overview:
     with right:
         if scored and table["latency_ms"].notna().any():
             st.plotly_chart(charts.efficiency(
-                table, dashboard.pareto_front(table, "latency_ms"), "latency_ms",
+                table, frames.pareto_front(table, "latency_ms"), "latency_ms",
                 "CPU latency per image, ms (log scale)", "Accuracy vs latency"),
                 key="compare_latency")
         elif scored:
@@ -35,14 +38,14 @@ with overview:
         if table["latency_ms"].isna().any() and st.button(
                 "Measure CPU latency", key="compare_measure", icon=":material/timer:",
                 help="Loads the selected models and times single-image predictions."):
-            webapp.measure_latencies(sel.models)
+            shell.measure_latencies(sel.models)
             st.rerun()
 
     st.subheader("How each model was trained")
-    panels.model_card(sel.models, list(table["model"]), key="compare_card")
+    sections.model_card(sel.models, list(table["model"]), key="compare_card")
 
 with training:
-    long = dashboard.curves_long(webcache.histories(sel.models))
+    long = frames.curves_long(cache.histories(sel.models))
     if long.empty:
         st.info("None of the selected checkpoints has a history.csv.")
     else:
@@ -57,13 +60,13 @@ with training:
         left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")
         right.plotly_chart(charts.curves(long, "accuracy", log_y=log_y), key="curves_acc")
 
-preds, notes = webcache.stored_predictions(sel.models)
+preds, notes = cache.stored_predictions(sel.models)
 with metrics:
     for note in notes:
         st.caption(note)
     if preds:
-        with webapp.guard("test metrics"):
-            panels.metrics_panel(preds, sel.models[0].card.groups, key="compare")
+        with shell.guard("test metrics"):
+            sections.metrics_panel(preds, sel.models[0].card.groups, key="compare")
     else:
         st.info("No stored test predictions for the selected models.")
 
@@ -72,28 +75,28 @@ with gallery:
         st.info("No stored test predictions for the selected models.")
     else:
         a, b, c = st.columns([2, 3, 2])
-        model = a.selectbox("Model", dashboard.ranked_predictions(preds), key="gallery_model")
-        which = b.selectbox("Show", list(dashboard.MISTAKES), key="gallery_which",
-                            format_func=dashboard.MISTAKES.get, disabled=len(preds) < 2,
+        model = a.selectbox("Model", analysis.ranked_predictions(preds), key="gallery_model")
+        which = b.selectbox("Show", list(analysis.MISTAKES), key="gallery_which",
+                            format_func=analysis.MISTAKES.get, disabled=len(preds) < 2,
                             help="Compared with the other selected models on the test images "
                                  "they share: a model's own blind spots, or the photos no model "
                                  "gets right (hard, ambiguous or mislabelled).")
         limit = c.slider("Images", 6, 60, 18, 6, key="gallery_limit")
         others = {name: p for name, p in preds.items() if name != model}
-        wrong = dashboard.misclassified(preds[model], limit, others=others, which=which)
-        roots = dashboard.data_roots()
-        found = [dashboard.resolve_image(p, sel.dataset, roots) for p in wrong["path"]]
+        wrong = analysis.misclassified(preds[model], limit, others=others, which=which)
+        roots = settings.data_roots()
+        found = [folders.resolve_image(p, sel.dataset, roots) for p in wrong["path"]]
         if wrong.empty:
             st.success(f"{model} has no mistakes of this kind on the test images.")
         elif not any(found):
             st.info(f"Test images not found under {', '.join(map(str, roots))}: set "
                     f"FVCORE_DATA to the folder holding `{sel.dataset}/`.")
-            panels.table(wrong, key="gallery_table")
+            sections.table(wrong, key="gallery_table")
         else:
-            cells = panels.grid(len(wrong), 6)
+            cells = sections.grid(len(wrong), 6)
             for cell, row, path in zip(cells, wrong.itertuples(), found, strict=True):
                 with cell:
                     if path:
-                        st.image(webcache.thumbnail(str(path)), width="stretch")
+                        st.image(cache.thumbnail(str(path)), width="stretch")
                     st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%}); "
                                f"wrong in {row.wrong_by} of {len(preds)} models")

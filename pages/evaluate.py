@@ -3,13 +3,14 @@ import tempfile
 
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp, webcache
-from fvcore.evaluate import predict_samples
-from fvcore.zipdata import describe_skipped, extract_labelled_zip
+from fvcore.app import cache, sections, shell
+from fvcore.datasets.zipdata import describe_skipped, extract_labelled_zip
+from fvcore.evaluation import analysis
+from fvcore.evaluation.evaluate import predict_samples
 
-sel = webapp.selection()
+sel = shell.selection()
 st.title("Evaluate on your images")
-webapp.require_models(sel)
+shell.require_models(sel)
 st.markdown("Upload a **zip of labelled images**: one folder per class, named like the models' "
             "classes (e.g. `Apple/img1.jpg`, `Banana/img2.jpg`; a `test/` wrapper is fine).")
 
@@ -17,9 +18,9 @@ upload = st.file_uploader("Labelled zip", type=["zip"], key="eval_zip")
 if upload is None:
     st.stop()
 if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="primary"):
-    with webapp.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
+    with shell.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
         data = extract_labelled_zip(upload.getvalue(), tmp)
-        entries = webapp.load_models(sel.models)
+        entries = shell.load_models(sel.models)
         bar, preds, unknown = st.progress(0.0, text="Evaluating..."), {}, set()
         for i, entry in enumerate(entries):
             samples, missing = data.samples(entry.card.classes)
@@ -27,7 +28,7 @@ if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="prima
             if not samples:
                 continue
             preds[entry.name] = predict_samples(
-                webcache.load_model(entry), samples, root=data.root,
+                cache.load_model(entry), samples, root=data.root,
                 progress=lambda done, total, i=i, n=entry.name: bar.progress(
                     (i + done / total) / len(entries), text=f"{n}: {done}/{total} images"))
         bar.empty()
@@ -50,14 +51,14 @@ preds = result["preds"]
 if not preds:
     st.error("No image in the zip belongs to a class the models know.")
     st.stop()
-summary = dashboard.report_table(dashboard.reports(preds, sel.models[0].card.groups))
+summary = analysis.report_table(analysis.reports(preds, sel.models[0].card.groups))
 st.subheader(f"Results on {result['n_images']} images")
-panels.table(summary, key="eval_table", titles={"accuracy": "Accuracy"})
+sections.table(summary, key="eval_table", titles={"accuracy": "Accuracy"})
 with st.container(horizontal=True):
     st.download_button("Metrics (CSV)", summary.to_csv(index=False), "metrics.csv", "text/csv",
                        key="eval_metrics_csv", icon=":material/download:")
     st.download_button("Every prediction (CSV)",
-                       dashboard.predictions_long(preds).to_csv(index=False), "predictions.csv",
+                       analysis.predictions_long(preds).to_csv(index=False), "predictions.csv",
                        "text/csv", key="eval_preds_csv", icon=":material/download:")
-with webapp.guard("metrics"):
-    panels.metrics_panel(preds, sel.models[0].card.groups, key="eval")
+with shell.guard("metrics"):
+    sections.metrics_panel(preds, sel.models[0].card.groups, key="eval")

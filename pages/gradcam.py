@@ -2,16 +2,16 @@
 score under each heatmap."""
 import streamlit as st
 
-from fvcore import charts, panels, webapp, webcache
-from fvcore.cam import METHODS, overlay
+from fvcore.app import cache, charts, sections, shell
+from fvcore.explain.cam import METHODS, overlay
 
 LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
           "layercam": "LayerCAM"}
 PREDICTED = "(each model's predicted class)"
 
-sel = webapp.selection()
+sel = shell.selection()
 st.title("Grad-CAM")
-webapp.require_models(sel)
+shell.require_models(sel)
 
 upload = st.file_uploader("Photo", key="cam_upload", help="One image to explain.")
 a, b, c, d = st.columns([1, 2, 1, 1])
@@ -33,12 +33,12 @@ if score:
 
 data = upload.getvalue()
 tiles = []
-with webapp.guard("Grad-CAM"):
-    entries = webapp.load_models(sel.models)
-    for cell, entry in zip(panels.grid(len(entries)), entries, strict=True):
-        with cell, webapp.guard(entry.name):
+with shell.guard("Grad-CAM"):
+    entries = shell.load_models(sel.models)
+    for cell, entry in zip(sections.grid(len(entries)), entries, strict=True):
+        with cell, shell.guard(entry.name):
             with st.spinner(f"{entry.name}..."):
-                cam = webcache.explain(entry, data, None if target == PREDICTED else target,
+                cam = cache.explain(entry, data, None if target == PREDICTED else target,
                                      method, score)
             image = overlay(cam["crop"], cam["heatmap"], alpha=alpha)
             title = f"{entry.name}: {LABELS[method]} of {cam['target']}"

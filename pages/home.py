@@ -2,24 +2,24 @@
 Reads cards only: no model is loaded unless latency is asked for."""
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp, webcache
+from fvcore.app import cache, frames, sections, shell
 
 COLUMNS = ("model", "arch", "init", "accuracy", "ci_low", "ci_high", "macro_f1",
            "group_accuracy", "params_m", "gflops", "latency_ms", "image_size")
 
-sel = webapp.selection()
+sel = shell.selection()
 st.title("Image-classifier workbench")
 st.markdown("Compare image classifiers side by side: see every model's answer for your photos, "
             "where each one looks, how they score on the test set, and how they trained.")
 
 if sel.dataset:
-    st.subheader(f"{panels.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
-    notes = {e.name: dashboard.unevaluated_note(e) for e in sel.in_dataset}
+    st.subheader(f"{sections.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
+    notes = {e.name: frames.unevaluated_note(e) for e in sel.in_dataset}
     evaluated = [e for e in sel.in_dataset if notes[e.name] is None]
-    table = dashboard.best_first(dashboard.models_table(evaluated,
-                                                        webcache.latencies(evaluated)))
+    table = frames.best_first(frames.models_table(evaluated,
+                                                        cache.latencies(evaluated)))
     if evaluated:
-        panels.table(table, key="home_models", columns=COLUMNS)
+        sections.table(table, key="home_models", columns=COLUMNS)
     if len(evaluated) < len(sel.in_dataset):
         st.info("Not in the table yet (no test metrics; the other pages can use their "
                 "weights):\n" + "\n".join(f"- **{name}**: {note}" for name, note in
@@ -30,17 +30,17 @@ if sel.dataset:
     if table["latency_ms"].isna().any() and st.button(
             "Measure CPU latency", key="home_latency", icon=":material/timer:",
             help="Loads every model of this dataset and times single-image predictions."):
-        webapp.measure_latencies(sel.in_dataset)
+        shell.measure_latencies(sel.in_dataset)
         st.rerun()
 else:
     st.info(f"No checkpoints found in `{sel.root}`. Train some with `python -m fvcore zoo ...` "
             "or point the sidebar's *Checkpoints folder* elsewhere.")
 
 if sel.problems:
-    st.subheader(f"{panels.plural(len(sel.problems), 'checkpoint folder')} skipped")
+    st.subheader(f"{sections.plural(len(sel.problems), 'checkpoint folder')} skipped")
     st.warning("\n".join(f"- `{p.path}`: {p.reason}" for p in sel.problems),
                icon=":material/warning:")
 
 st.subheader("Pages")
-for spec in webapp.PAGES[1:]:
+for spec in shell.PAGES[1:]:
     st.page_link(spec.path, label=f"**{spec.title}**: {spec.about}", icon=spec.icon)

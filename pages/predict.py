@@ -1,12 +1,13 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore import dashboard, panels, webapp, webcache
-from fvcore.inference import ensemble
+from fvcore.app import cache, frames, sections, shell
+from fvcore.inference import predict
+from fvcore.inference.predict import ensemble
 
-sel = webapp.selection()
+sel = shell.selection()
 st.title("Predict")
-webapp.require_models(sel)
+shell.require_models(sel)
 
 left, right = st.columns([3, 1])
 uploads = left.file_uploader("Photos", accept_multiple_files=True, key="predict_upload",
@@ -16,7 +17,7 @@ camera = right.toggle("Use the camera", key="predict_camera")
 files = [(f.name, f.getvalue()) for f in uploads or []]
 if camera and (shot := st.camera_input("Take a photo", key="predict_shot")):
     files.append(("camera photo", shot.getvalue()))
-if samples := webapp.sample_images():
+if samples := shell.sample_images():
     picked = st.multiselect("Sample images", samples, format_func=lambda p: p.name,
                             key="predict_samples")
     files += [(p.name, p.read_bytes()) for p in picked]
@@ -24,10 +25,10 @@ if not files:
     st.info("Upload one or more photos to see every model's answer side by side.")
     st.stop()
 
-with webapp.guard("prediction"):
-    entries = webapp.load_models(sel.models)
+with shell.guard("prediction"):
+    entries = shell.load_models(sel.models)
     with st.spinner("Predicting..."):
-        result = webcache.predict(entries, files)
+        result = cache.predict(entries, files)
     for error in result["errors"]:  # one line naming the file (the loader's usually does)
         name, message = error["image"], error["error"]
         st.error(message if message.startswith(name) else f"{name}: {message}",
@@ -37,13 +38,13 @@ with webapp.guard("prediction"):
         st.divider()
         probs = {e.name: result["probs"][e.name][0][i] for e in entries}
         top1 = {e.name: e.card.classes[int(probs[e.name].argmax())] for e in entries}
-        majority, dissenters = dashboard.agreement(top1)
+        majority, dissenters = predict.agreement(top1)
         pic, summary = st.columns([1, 3])
         pic.image(image, width="stretch")
         with summary:
             st.subheader(name)
             if same_classes and len(entries) > 1:
-                best = dashboard.top_k(entries[0].card.classes, ensemble(list(probs.values())), 1)
+                best = frames.top_k(entries[0].card.classes, ensemble(list(probs.values())), 1)
                 label, prob = best["label"][0], best["prob"][0]
                 group = entries[0].card.group_of(label)
                 st.metric("Ensemble (soft vote)", label,
@@ -62,9 +63,9 @@ with webapp.guard("prediction"):
             elif len(entries) > 1:
                 st.success(f"All {len(entries)} models say **{majority}**.",
                            icon=":material/check_circle:")
-        for cell, entry in zip(panels.grid(len(entries)), entries, strict=True):
+        for cell, entry in zip(sections.grid(len(entries)), entries, strict=True):
             with cell:
-                panels.prediction_block(entry.name, entry.card.classes, probs[entry.name],
+                sections.prediction_block(entry.name, entry.card.classes, probs[entry.name],
                                         result["probs"][entry.name][1], k,
                                         groups=entry.card.groups,
                                         dissent=entry.name in dissenters, majority=majority)

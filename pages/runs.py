@@ -3,19 +3,19 @@ import time
 
 import streamlit as st
 
-from fvcore import charts, dashboard, panels, webapp
-from fvcore.runs import list_runs, run_epochs
+from fvcore.app import charts, frames, sections, shell
+from fvcore.training.runs import list_runs, run_epochs
 
-webapp.selection()  # the shared sidebar
+shell.selection()  # the shared sidebar
 st.title("Training runs")
-db = st.text_input("Run registry", value=webapp.runs_db_default(), key="runs_db",
+db = st.text_input("Run registry", value=shell.runs_db_default(), key="runs_db",
                    help="The SQLite file `python -m fvcore train` records runs in.")
-with webapp.guard("reading the run registry"):
+with shell.guard("reading the run registry"):
     runs = list_runs(db)
     if not runs:
         st.info(f"No runs recorded in `{db}` yet.")
         st.stop()
-    panels.table(dashboard.runs_frame(runs, time.time()), key="runs_table")
+    sections.table(frames.runs_frame(runs, time.time()), key="runs_table")
     by_id = {r["id"]: r for r in runs}
     run_id = st.selectbox("Run", list(by_id), key="runs_pick",
                           format_func=lambda i: f"{i} · {by_id[i]['arch']} on "
@@ -31,7 +31,7 @@ with webapp.guard("reading the run registry"):
         if not epochs:
             st.info("No finished epoch yet.")
             return
-        frame = dashboard.epochs_long(run_id, epochs)
+        frame = frames.epochs_long(run_id, epochs)
         last = epochs[-1]
         a, b, c = st.columns(3)
         a.metric("Epochs done", len(epochs))

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from fvcore import settings
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("FVCORE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path(settings.chromium())
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 WAIT_MS = 120_000
-SKIP_E2E = os.environ.get("FVCORE_SKIP_E2E") == "1"
-SKIP_REASON = "FVCORE_SKIP_E2E=1"
+SKIP_E2E = settings.skip_browser_tests()
+SKIP_REASON = f"{settings.ENV_SKIP_E2E}=1"
 
 
 @dataclass

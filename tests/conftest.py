@@ -14,12 +14,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from fvcore.architectures import create_model, get_spec
-from fvcore.card import ModelCard
-from fvcore.checkpoint import load_checkpoint, save_checkpoint
-from fvcore.cost import count_flops, count_params
-from fvcore.data import load_splits
-from fvcore.evaluate import evaluate_predictions, predict_samples, save_evaluation
+from fvcore.checkpoints.card import ModelCard
+from fvcore.checkpoints.folder import save_checkpoint
+from fvcore.datasets.folders import load_splits
+from fvcore.evaluation.evaluate import evaluate_predictions, predict_samples, save_evaluation
+from fvcore.inference.loading import load_checkpoint
+from fvcore.models.cost import count_flops, count_params
+from fvcore.models.registry import create_model, get_spec
 
 SHAPES = ("circle", "square", "triangle")
 GROUPS = {"circle": "round", "square": "angular", "triangle": "angular"}

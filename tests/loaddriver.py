@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
-
 from appserver import CHROMIUM, CHROMIUM_ARGS, NOT_RUNNING, WAIT_MS, rss_mb, serve_app
+from PIL import Image, ImageDraw
 
 PHOTOS = ("chelsea", "coffee", "astronaut")
 ATOL = 1e-4          # probabilities: the browser's numbers vs the API's (same backend, same bytes)
@@ -173,8 +172,8 @@ def make_images(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
 def shown_models(root: Path):
     """The entries the app shows by default, named as it names them (the sidebar's first
     dataset, every model selected)."""
-    from fvcore.checkpoint import datasets, scan
-    from fvcore.dashboard import short_names
+    from fvcore.app.frames import short_names
+    from fvcore.checkpoints.catalog import datasets, scan
     entries, _ = scan(root)
     groups = datasets(entries)
     if not groups:
@@ -185,7 +184,7 @@ def shown_models(root: Path):
 
 def expected_answers(root: Path, files: Sequence[Path]) -> tuple[list[str], dict[str, Expected]]:
     """Model names in page order, and the Python API's answer for every file."""
-    from fvcore.checkpoint import load_checkpoint
+    from fvcore.inference.loading import load_checkpoint
     entries = shown_models(root)
     answers = {f.name: Expected(f.name, {}, {}) for f in files}
     for entry in entries:
@@ -350,9 +349,10 @@ def run_load(root: Path, *, sessions: int = 4, uploads: int = 200, warmup: int =
     files = make_images(workdir / "images", warmup * sessions + uploads)
     models, answers = expected_answers(root, files)
     report = LoadReport(sessions=sessions, warmup=warmup * sessions)
-    from fvcore import webapp
-    server_env = {webapp.ENV_CHECKPOINTS: str(root), webapp.ENV_RUNS_DB: str(workdir / "runs.db"),
-                  webapp.ENV_SAMPLES: "", **(env or {})}
+    from fvcore import settings
+    server_env = {settings.ENV_CHECKPOINTS: str(root),
+                  settings.ENV_RUNS_DB: str(workdir / "runs.db"),
+                  settings.ENV_SAMPLES: "", **(env or {})}
     with serve_app(server_env, workdir / "streamlit.log") as app:
         run = _drive(app.url, app.process.pid, files[:warmup * sessions],
                      files[warmup * sessions:], answers, models, report, workdir)

@@ -13,9 +13,10 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from fvcore import webapp, webcache
-from fvcore.runs import end_run, log_epoch, start_run
-from fvcore.zipdata import zip_bytes
+from fvcore import settings
+from fvcore.app import cache, shell
+from fvcore.datasets.zipdata import zip_bytes
+from fvcore.training.runs import end_run, log_epoch, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("cnn", "efficientnet_lite0", "vit")
@@ -33,7 +34,7 @@ def navigation_mode(monkeypatch):
     """Run every AppTest run the way a live server runs after its first page view: through
     app.py's st.navigation. (AppTest re-detects the pages/ folder before each run and would
     otherwise start in Streamlit's folder mode, which a live server leaves for good at its first
-    st.navigation call; fvcore.webapp.selection handles that first run, the browser test covers
+    st.navigation call; fvcore.app.shell.selection handles that first run, the browser test covers
     it with a deep link.) Streamlit is pinned in requirements.txt."""
     from streamlit.runtime.pages_manager import PagesManager
     detect = PagesManager.__init__
@@ -61,11 +62,11 @@ def app_root(tmp_path_factory, checkpoint_root) -> Path:
 @pytest.fixture
 def app(app_root, tiny_data, tmp_path, monkeypatch) -> AppTest:
     """The app pointed at the fixture tree (PyTorch backend: no ONNX export in unit tests)."""
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(app_root))
-    monkeypatch.setenv(webapp.ENV_RUNS_DB, str(tmp_path / "runs.db"))
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(app_root))
+    monkeypatch.setenv(settings.ENV_RUNS_DB, str(tmp_path / "runs.db"))
     monkeypatch.setenv("FVCORE_DATA", str(tiny_data))
     monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
-    monkeypatch.delenv(webapp.ENV_SAMPLES, raising=False)
+    monkeypatch.delenv(settings.ENV_SAMPLES, raising=False)
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
 
 
@@ -78,7 +79,7 @@ def no_failure(app: AppTest) -> None:
     assert not app.error, [e.value for e in app.error]
 
 
-@pytest.mark.parametrize("page", webapp.PAGES, ids=[p.title for p in webapp.PAGES])
+@pytest.mark.parametrize("page", shell.PAGES, ids=[p.title for p in shell.PAGES])
 def test_every_page_renders_on_the_fixture_checkpoints(app, page):
     open_page(app, page.path)
     no_failure(app)
@@ -86,12 +87,12 @@ def test_every_page_renders_on_the_fixture_checkpoints(app, page):
 
 
 def test_home_lists_models_and_skipped_folders_without_loading_any(app_root, monkeypatch):
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(app_root))
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(app_root))
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the home page must not load a model")
 
-    monkeypatch.setattr(webcache, "_load", no_loading)
+    monkeypatch.setattr(cache, "_load", no_loading)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_failure(at)
     table = at.dataframe[0].value
@@ -102,7 +103,7 @@ def test_home_lists_models_and_skipped_folders_without_loading_any(app_root, mon
 
 
 def test_missing_checkpoints_folder_gives_a_hint_not_a_traceback(tmp_path, monkeypatch):
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(tmp_path / "nowhere"))
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(tmp_path / "nowhere"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "folder not found" in at.sidebar.error[0].value
@@ -265,7 +266,7 @@ def test_measuring_latency_adds_the_accuracy_vs_latency_chart(app):
 
 
 def test_sample_folder_images_can_be_picked_instead_of_uploading(app, tiny_data, monkeypatch):
-    monkeypatch.setenv(webapp.ENV_SAMPLES, str(tiny_data / "test" / "circle"))
+    monkeypatch.setenv(settings.ENV_SAMPLES, str(tiny_data / "test" / "circle"))
     open_page(app, "pages/predict.py")
     picker = app.multiselect(key="predict_samples")
     picker.set_value(picker.options[:2]).run()
@@ -277,7 +278,7 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(app, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire\nTraceback (most recent call last): ...")
 
-    monkeypatch.setattr(webcache, "predict_files", boom)
+    monkeypatch.setattr(cache, "predict_files", boom)
     open_page(app, "pages/predict.py")
     app.file_uploader(key="predict_upload").set_value(
         ("chelsea.png", png(skdata.chelsea()), "image/png")).run()
@@ -301,7 +302,7 @@ def test_home_keeps_unfinished_models_out_of_the_table_and_says_how_far_they_are
             "3,1.2,0.60,1.8,0.5,0.001,10\n")
         if in_training:
             (folder / ".train").mkdir()
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(root))
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(root))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_failure(at)
     assert list(at.dataframe[0].value["model"]) == ["cnn"]

@@ -12,11 +12,17 @@ from PIL import Image
 from skimage import data as skdata
 from torch import nn
 
-from fvcore.architectures import (create_model, get_spec, get_submodule, list_archs,
-                                  register, vit_reshape)
-from fvcore.cost import count_params
 from fvcore.errors import FvError
-from fvcore.layers import Head
+from fvcore.models.cost import count_params
+from fvcore.models.layers import Head
+from fvcore.models.registry import (
+    create_model,
+    get_spec,
+    get_submodule,
+    list_archs,
+    register,
+    vit_reshape,
+)
 
 REQUIRED = ["cnn", "cnn_attention", "densenet121", "efficientnet_lite0", "mobilenet_v3_large",
             "resnet50", "resnet50_attention", "vgg16", "vit"]
@@ -112,7 +118,8 @@ def test_a_weights_file_for_another_architecture_is_refused(tmp_path):
 
 def _imagenet_top3(model: nn.Module, image: np.ndarray) -> list[str]:
     from torchvision.models import ResNet50_Weights
-    from fvcore.presets import EvalPreset
+
+    from fvcore.inference.presets import EvalPreset
     spec = get_spec("efficientnet_lite0")
     x = EvalPreset(crop_size=224, mean=spec.mean, std=spec.std)(Image.fromarray(image))[None]
     with torch.no_grad():

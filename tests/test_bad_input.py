@@ -14,18 +14,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from badfiles import (
+    BOMB_SIDE,
+    asymmetric_image,
+    bad_cases,
+    corpus,
+    encode,
+    good_cases,
+    write_corpus,
+)
+from conftest import make_checkpoint
 from PIL import Image
 from skimage import data as skdata
-
-from badfiles import (BOMB_SIDE, asymmetric_image, bad_cases, corpus, encode, good_cases,
-                      write_corpus)
-from conftest import make_checkpoint
 from test_app import navigation_mode  # noqa: F401 - AppTest runs as a live server does
-from fvcore.checkpoint import load_checkpoint
+
 from fvcore.cli import main
 from fvcore.errors import FvError, ImageError
-from fvcore.images import load_image
-from fvcore.inference import predict_all
+from fvcore.inference.images import load_image
+from fvcore.inference.loading import load_checkpoint
+from fvcore.inference.predict import predict_all
 
 CASES = corpus()
 IDS = [case.filename for case in CASES]
@@ -214,7 +221,7 @@ def test_cli_shows_our_warnings_in_one_line_each_and_no_library_warnings(
         models, tmp_path, capsys, monkeypatch):
     # the ONNX fast path falling back to PyTorch is ours to say (one line); Pillow's remark on
     # the damaged EXIF block is not
-    from fvcore import fastpath
+    from fvcore.inference import runners as fastpath
 
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported operator aten::weird")
@@ -253,11 +260,12 @@ def test_cli_predict_names_a_missing_file(models, tmp_path, capsys, monkeypatch)
 
 def _app(models, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
-    from fvcore import webapp
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(models))
-    monkeypatch.setenv(webapp.ENV_RUNS_DB, str(tmp_path / "runs.db"))
+
+    from fvcore import settings
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(models))
+    monkeypatch.setenv(settings.ENV_RUNS_DB, str(tmp_path / "runs.db"))
     monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
-    monkeypatch.delenv(webapp.ENV_SAMPLES, raising=False)
+    monkeypatch.delenv(settings.ENV_SAMPLES, raising=False)
     app_py = Path(__file__).resolve().parent.parent / "app.py"
     return AppTest.from_file(str(app_py), default_timeout=120).run()
 
@@ -290,7 +298,7 @@ def test_predict_page_names_a_bad_upload_once(models, monkeypatch, tmp_path):
 
 def _corpus_zip() -> tuple[bytes, dict]:
     """Every corpus file inside class folders of the fixture's classes."""
-    from fvcore.zipdata import zip_bytes
+    from fvcore.datasets.zipdata import zip_bytes
     classes = ("circle", "square", "triangle")
     names = {f"{classes[i % 3]}/{c.filename}": c for i, c in enumerate(CASES)}
     return zip_bytes({n: c.data for n, c in names.items()}), names
@@ -318,7 +326,8 @@ def test_evaluate_page_scores_the_good_files_of_a_corpus_zip_and_lists_the_skipp
 def test_evaluate_page_refuses_a_path_traversal_zip_in_one_line(models, monkeypatch, tmp_path,
                                                                 entry, message):
     import uuid
-    from fvcore.zipdata import zip_bytes
+
+    from fvcore.datasets.zipdata import zip_bytes
     entry = entry.format(uuid.uuid4().hex)
     data = zip_bytes({"circle/ok.png": good_cases()[2].data, entry: good_cases()[2].data})
     at = _evaluate(_app(models, monkeypatch, tmp_path), "evil.zip", data)
@@ -330,12 +339,12 @@ def test_evaluate_page_refuses_a_path_traversal_zip_in_one_line(models, monkeypa
 
 
 def _suffix_refused(filename: str) -> bool:
-    from fvcore.data import IMAGE_SUFFIXES
+    from fvcore.datasets.folders import IMAGE_SUFFIXES
     return Path(filename).suffix.lower() not in IMAGE_SUFFIXES
 
 
 def test_the_corpus_in_a_labelled_zip_keeps_the_good_files_and_skips_each_bad_one(tmp_path):
-    from fvcore.zipdata import extract_labelled_zip
+    from fvcore.datasets.zipdata import extract_labelled_zip
     data, names = _corpus_zip()
     extracted = extract_labelled_zip(data, tmp_path / "out")
     kept = {p.relative_to(extracted.root).as_posix() for f in extracted.classes.values() for p in f}
@@ -356,7 +365,7 @@ def test_the_corpus_in_a_labelled_zip_keeps_the_good_files_and_skips_each_bad_on
     {"d" * 300 + "/b.png": b""},
 ], ids=["file-then-folder", "folder-then-file", "long-file-name", "long-folder-name"])
 def test_hostile_zip_names_are_one_line_errors_or_skips(tmp_path, files):
-    from fvcore.zipdata import extract_labelled_zip, zip_bytes
+    from fvcore.datasets.zipdata import extract_labelled_zip, zip_bytes
     good = {"circle/ok.png": good_cases()[2].data, "square/ok.jpg": good_cases()[0].data}
     data = {name: content or good_cases()[2].data for name, content in files.items()}
     try:

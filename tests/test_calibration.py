@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_checkpoint, make_dataset
 from PIL import Image
 
-from conftest import make_checkpoint, make_dataset
-from fvcore import calibration
-from fvcore.card import ModelCard
-from fvcore.checkpoint import load_checkpoint
+from fvcore.checkpoints.card import ModelCard
 from fvcore.cli import main
 from fvcore.errors import CheckpointError
-from fvcore.evaluate import read_predictions
+from fvcore.evaluation import calibration
+from fvcore.evaluation.evaluate import read_predictions
+from fvcore.inference.loading import load_checkpoint
 
 
 def synthetic(temperature: float, n: int = 4000, classes: int = 5, seed: int = 0):
@@ -121,5 +121,5 @@ def test_cli_calibrate_refuses_another_dataset(tmp_path, calib_data, tiny_data, 
 
 
 def load_fingerprint(root) -> str:
-    from fvcore.data import load_splits
+    from fvcore.datasets.folders import load_splits
     return load_splits(root).fingerprint()

@@ -11,11 +11,11 @@ import torch
 from skimage import data as skdata
 
 from fvcore import discover, load_checkpoint, scan
-from fvcore.architectures import create_model
-from fvcore.card import ModelCard
-from fvcore.checkpoint import datasets
+from fvcore.checkpoints.card import ModelCard
+from fvcore.checkpoints.catalog import datasets
 from fvcore.cli import main
 from fvcore.errors import CheckpointError
+from fvcore.models.registry import create_model
 
 
 def test_a_checkpoint_folder_holds_the_four_files(checkpoint_root):

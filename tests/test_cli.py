@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from fvcore.card import ModelCard
+from fvcore.checkpoints.card import ModelCard
 from fvcore.cli import main
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fvcore.catalog import HeaderError, read_safetensors_header
+from fvcore._lazy import DEFERRED_IMPORTS
+from fvcore.checkpoints.catalog import HeaderError, read_safetensors_header
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "torchvision", "timm", "onnxruntime", "onnx", "safetensors.torch",
@@ -21,8 +22,8 @@ HEAVY = ("torch", "torchvision", "timm", "onnxruntime", "onnx", "safetensors.tor
 
 PROBE = """
 import json, sys
-import fvcore, fvcore.webapp, fvcore.webcache, fvcore.dashboard, fvcore.panels
-from fvcore.checkpoint import scan
+import fvcore, fvcore.app.shell, fvcore.app.cache, fvcore.evaluation.analysis, fvcore.app.sections
+from fvcore.checkpoints.catalog import scan
 entries, problems = scan(sys.argv[1])
 names = {"card": fvcore.ModelCard.__name__, "scan": fvcore.scan is scan,
          "dir": sorted(set(fvcore.__all__) - set(dir(fvcore)))}
@@ -74,12 +75,34 @@ def test_the_home_page_renders_every_checkpoint_without_loading_a_model(checkpoi
 
 def test_the_lazy_public_names_are_the_real_ones():
     import fvcore
-    from fvcore.checkpoint import load_checkpoint
-    from fvcore.classifier import Classifier
+    from fvcore.inference.classifier import Classifier
+    from fvcore.inference.loading import load_checkpoint
     assert fvcore.load_checkpoint is load_checkpoint and fvcore.Classifier is Classifier
-    assert set(fvcore.__all__) == set(fvcore._EXPORTS) and set(fvcore.__all__) <= set(dir(fvcore))
+    assert set(fvcore.__all__) == set(fvcore.EXPORTS) and set(fvcore.__all__) <= set(dir(fvcore))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fvcore.nope  # noqa: B018
+
+
+LATE = """
+import importlib, json, sys
+before = importlib.import_module(sys.argv[1])
+heavy = json.loads(sys.argv[3])
+first = sorted(m for m in heavy if m in sys.modules)
+importlib.import_module(sys.argv[2])
+print(json.dumps({"first": first, "then": sorted(m for m in heavy if m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("importer,imported", sorted(DEFERRED_IMPORTS))
+def test_each_late_import_keeps_something_heavy_out_of_the_start(importer, imported):
+    """The importing module starts without anything heavy; the module it imports late brings
+    something heavy: otherwise the late import has no reason to be late."""
+    proc = subprocess.run([sys.executable, "-c", LATE, importer, imported, json.dumps(HEAVY)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["first"] == [] and found["then"] != []
 
 
 # --- the torch-free header check refuses what safetensors refuses ------------------------------

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import make_checkpoint
 from PIL import Image
 from skimage import data
 
-from conftest import make_checkpoint
-from fvcore.checkpoint import load_checkpoint
+from fvcore.inference.loading import load_checkpoint
 
 THREADS = 8
 ROUNDS = 3

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from fvcore.card import ModelCard
-from fvcore.checkpoint import CARD, HISTORY, PREDICTIONS, WEIGHTS, load_checkpoint
+from fvcore.checkpoints.card import ModelCard
+from fvcore.checkpoints.catalog import CARD, HISTORY, PREDICTIONS, WEIGHTS
 from fvcore.errors import FvError
-from fvcore.runs import list_runs
-from fvcore.train import TrainConfig
-from fvcore.trainer import train
+from fvcore.inference.loading import load_checkpoint
+from fvcore.training.recipe import TrainConfig
+from fvcore.training.runs import list_runs
+from fvcore.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +172,7 @@ class _FullDisk:
 
 
 class _OsWithFullDisk:
-    """``os`` as fvcore.checkpoint sees it: after ``writes`` files, every file opened for
+    """``os`` as fvcore.checkpoints.folder sees it: after ``writes`` files, every file opened for
     writing is on a full disk."""
 
     def __init__(self, writes: int) -> None:
@@ -188,8 +189,8 @@ class _OsWithFullDisk:
 
 def _fill_disk_after(monkeypatch, writes: int) -> None:
     """Let ``writes`` more atomic writes through, then every write hits a full disk."""
-    import fvcore.checkpoint
-    monkeypatch.setattr(fvcore.checkpoint, "os", _OsWithFullDisk(writes))
+    import fvcore.checkpoints.folder
+    monkeypatch.setattr(fvcore.checkpoints.folder, "os", _OsWithFullDisk(writes))
 
 
 def test_a_full_disk_while_training_is_a_clear_error_and_keeps_the_best_file(tiny_data, tmp_path,

@@ -1,5 +1,5 @@
-"""The app's pure data preparation (fvcore.dashboard) and figures (fvcore.charts), on tiny
-hand-made inputs."""
+"""The app's pure data preparation (fvcore.evaluation.analysis, fvcore.app.frames) and figures
+(fvcore.app.charts), on tiny hand-made inputs."""
 from __future__ import annotations
 
 import io
@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fvcore import charts, dashboard, panels
-from fvcore.card import ModelCard
-from fvcore.checkpoint import scan
-from fvcore.evaluate import Predictions
+from fvcore.app import charts, frames, sections
+from fvcore.checkpoints.card import ModelCard
+from fvcore.checkpoints.catalog import scan
+from fvcore.datasets import folders
+from fvcore.evaluation import analysis
+from fvcore.evaluation.evaluate import Predictions
+from fvcore.inference import predict
 
 CLASSES = ["a", "b", "c"]
 
@@ -27,7 +30,7 @@ def preds(labels, predicted, confidence=0.8) -> Predictions:
 def test_pareto_front_keeps_models_nothing_cheaper_beats():
     table = pd.DataFrame({"model": list("wxyz"), "gflops": [1.0, 2.0, 3.0, 4.0],
                           "accuracy": [0.5, 0.4, 0.7, 0.6]})
-    assert list(dashboard.pareto_front(table, "gflops")["model"]) == ["w", "y"]
+    assert list(frames.pareto_front(table, "gflops")["model"]) == ["w", "y"]
 
 
 @pytest.mark.parametrize("top1, majority, dissent", [
@@ -36,48 +39,48 @@ def test_pareto_front_keeps_models_nothing_cheaper_beats():
     ({"m1": "a", "m2": "b"}, None, ["m1", "m2"]),
 ])
 def test_agreement_names_the_majority_and_the_dissenters(top1, majority, dissent):
-    assert dashboard.agreement(top1) == (majority, dissent)
+    assert predict.agreement(top1) == (majority, dissent)
 
 
 def test_short_names_drop_the_dataset_folder(checkpoint_root):
     entries, _ = scan(checkpoint_root)
-    assert [e.name for e in dashboard.short_names(entries, "shapes")] == \
+    assert [e.name for e in frames.short_names(entries, "shapes")] == \
         ["cnn", "efficientnet_lite0", "vit"]
 
 
 def test_models_table_has_each_cards_temperature(checkpoint_root):
     entries, _ = scan(checkpoint_root)
     entries[0].card.temperature = 0.5
-    table = dashboard.models_table(entries)
+    table = frames.models_table(entries)
     assert list(table["temperature"]) == [0.5, 1.0, 1.0]
 
 
 def test_models_table_shows_the_training_and_test_size_as_the_readme_does(checkpoint_root):
     entries, _ = scan(checkpoint_root)
     entries[0].card.recipe["image_size"] = entries[0].card.image_size - 16
-    sizes = list(dashboard.models_table(entries)["image_size"])
+    sizes = list(frames.models_table(entries)["image_size"])
     size = entries[0].card.image_size
     assert sizes[0] == f"{size - 16} (test {size})"
     assert sizes[1:] == [str(e.card.image_size) for e in entries[1:]]
 
 
 def test_confusion_normalised_rows_and_difference():
-    a = dashboard.reports({"a": preds([0, 0, 1, 2], [0, 1, 1, 2])})["a"]
-    b = dashboard.reports({"b": preds([0, 0, 1, 2], [0, 0, 1, 2])})["b"]
-    cm = dashboard.confusion_frame(a, CLASSES, normalise=True)
+    a = analysis.reports({"a": preds([0, 0, 1, 2], [0, 1, 1, 2])})["a"]
+    b = analysis.reports({"b": preds([0, 0, 1, 2], [0, 0, 1, 2])})["b"]
+    cm = analysis.confusion_frame(a, CLASSES, normalise=True)
     assert np.allclose(cm.sum(1), 1.0) and cm.loc["a", "b"] == 0.5
-    diff = dashboard.confusion_difference(a, b, CLASSES)
+    diff = analysis.confusion_difference(a, b, CLASSES)
     assert diff.loc["a", "b"] == 1 and diff.loc["a", "a"] == -1 and diff.to_numpy().sum() == 0
 
 
 def test_top_confusions_are_the_largest_off_diagonal_cells_first():
-    report = dashboard.reports({"m": preds([0, 0, 0, 1, 1, 2], [1, 1, 0, 2, 1, 2])})["m"]
-    top = dashboard.top_confusions(report, CLASSES)
+    report = analysis.reports({"m": preds([0, 0, 0, 1, 1, 2], [1, 1, 0, 2, 1, 2])})["m"]
+    top = analysis.top_confusions(report, CLASSES)
     assert top.to_dict("records") == [
         {"true": "a", "predicted": "b", "images": 2, "share": pytest.approx(2 / 3)},
         {"true": "b", "predicted": "c", "images": 1, "share": pytest.approx(1 / 2)}]
-    perfect = dashboard.reports({"m": preds([0, 1, 2], [0, 1, 2])})["m"]
-    assert dashboard.top_confusions(perfect, CLASSES).empty
+    perfect = analysis.reports({"m": preds([0, 1, 2], [0, 1, 2])})["m"]
+    assert analysis.top_confusions(perfect, CLASSES).empty
 
 
 def test_tall_narrow_heatmaps_keep_their_numbers():
@@ -91,7 +94,7 @@ def test_tall_narrow_heatmaps_keep_their_numbers():
 def test_mcnemar_matrix_is_symmetric_with_empty_diagonal_best_model_first():
     models = {"x": preds([0, 1, 2, 0], [0, 1, 2, 0]), "y": preds([0, 1, 2, 0], [1, 1, 2, 0]),
               "z": preds([0, 1, 2, 0], [1, 2, 0, 1])}
-    sig = dashboard.mcnemar_matrix({name: models[name] for name in ("z", "x", "y")})
+    sig = analysis.mcnemar_matrix({name: models[name] for name in ("z", "x", "y")})
     assert list(sig.pvals.index) == list(sig.pvals.columns) == ["x", "y", "z"]
     assert np.isnan(np.diag(sig.pvals.to_numpy())).all()
     assert sig.pvals.loc["x", "z"] == sig.pvals.loc["z", "x"] and "only x right: 4" in \
@@ -109,7 +112,7 @@ def test_the_significance_chart_shows_direction_and_a_readable_p_value():
     bad = np.where(rng.random(400) < 0.5, (labels + 1) % 3, labels)
     near = labels.copy()
     near[:3] = (labels[:3] + 1) % 3      # 3 images apart: p = 0.25
-    sig = dashboard.mcnemar_matrix({"bad": preds(labels, bad), "good": preds(labels, good),
+    sig = analysis.mcnemar_matrix({"bad": preds(labels, bad), "good": preds(labels, good),
                                     "near": preds(labels, near)})
     heat = charts.mcnemar(sig).data[0]
     z = pd.DataFrame(heat.z, index=heat.y, columns=heat.x)
@@ -119,13 +122,13 @@ def test_the_significance_chart_shows_direction_and_a_readable_p_value():
     assert z.loc["good", "near"] == 0                                 # cannot tell apart
     assert text.loc["good", "bad"].endswith("p<0.001") and text.loc["good", "bad"].startswith("+")
     assert "p=0." in text.loc["good", "near"]
-    assert dashboard.format_p(0.2549) == "p=0.255" and dashboard.format_p(3e-40) == "p<0.001"
+    assert analysis.format_p(0.2549) == "p=0.255" and analysis.format_p(3e-40) == "p<0.001"
 
 
 def test_misclassified_are_the_wrong_ones_most_confident_first():
     p = preds([0, 1, 2], [1, 1, 0])
     p.probs[2] = [0.95, 0.03, 0.02]
-    wrong = dashboard.misclassified(p)
+    wrong = analysis.misclassified(p)
     assert list(wrong["true"]) == ["c", "a"] and wrong["prob"][0] == pytest.approx(0.95)
 
 
@@ -136,21 +139,21 @@ def test_misclassified_tells_a_models_own_blind_spots_from_photos_no_model_gets_
     other = preds(labels, [1, 1, 2, 0, 1])       # wrong on 0
     third = preds(labels, [2, 1, 2, 0, 0])       # wrong on 0, 4
     others = {"other": other, "third": third}
-    own = dashboard.misclassified(this, others=others, which="only")
+    own = analysis.misclassified(this, others=others, which="only")
     assert sorted(own["path"]) == ["test/a/3.png", "test/c/2.png"]
-    hard = dashboard.misclassified(this, others=others, which="all")
+    hard = analysis.misclassified(this, others=others, which="all")
     assert list(hard["path"]) == ["test/a/0.png"] and list(hard["wrong_by"]) == [3]
-    every = dashboard.misclassified(this, others=others)
+    every = analysis.misclassified(this, others=others)
     assert sorted(every["path"]) == ["test/a/0.png", "test/a/3.png", "test/c/2.png"]
     assert dict(zip(every["path"], every["wrong_by"], strict=True))["test/c/2.png"] == 1
-    assert dashboard.ranked_predictions({"this": this, "third": third, "other": other}) == \
+    assert analysis.ranked_predictions({"this": this, "third": third, "other": other}) == \
         ["other", "third", "this"]
     with pytest.raises(ValueError):
-        dashboard.misclassified(this, which="some")
+        analysis.misclassified(this, which="some")
 
 
 def test_reliability_bins_and_ece_per_model():
-    frame, eces = dashboard.reliability({"m": preds([0, 1, 2, 0], [0, 1, 2, 1], confidence=0.9)})
+    frame, eces = analysis.reliability({"m": preds([0, 1, 2, 0], [0, 1, 2, 1], confidence=0.9)})
     assert eces["m"] == pytest.approx(abs(0.75 - 0.9)) and frame["count"].sum() == 4
 
 
@@ -158,16 +161,16 @@ def test_resolve_image_searches_dataset_folders_and_dataset_roots(tmp_path):
     image = tmp_path / "shared" / "shapes" / "test" / "a" / "x.png"
     image.parent.mkdir(parents=True)
     image.write_bytes(b"png")
-    assert dashboard.resolve_image("test/a/x.png", "shapes", [tmp_path / "shared"]) == image
+    assert folders.resolve_image("test/a/x.png", "shapes", [tmp_path / "shared"]) == image
     dataset_root = tmp_path / "shared" / "shapes"
-    assert dashboard.resolve_image("test/a/x.png", "other", [dataset_root]) == image
-    assert dashboard.resolve_image("test/a/y.png", "shapes", [tmp_path / "shared"]) is None
+    assert folders.resolve_image("test/a/x.png", "other", [dataset_root]) == image
+    assert folders.resolve_image("test/a/y.png", "shapes", [tmp_path / "shared"]) is None
 
 
 def test_curves_long_has_both_splits_and_metrics():
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.6],
                             "train_acc": [0.5, 0.7], "val_acc": [0.4, 0.6]})
-    long = dashboard.curves_long({"m": history})
+    long = frames.curves_long({"m": history})
     assert len(long) == 8 and set(long["split"]) == {"train", "validation"}
     fig = charts.curves(long, "loss", log_y=True)
     assert fig.layout.title.text and fig.layout.yaxis.title.text == "loss (log scale)"
@@ -175,13 +178,13 @@ def test_curves_long_has_both_splits_and_metrics():
 
 def test_every_chart_has_a_title_and_axis_labels(checkpoint_root):
     entries, _ = scan(checkpoint_root)
-    table = dashboard.models_table(entries)
-    full = dashboard.reports({"m": preds([0, 1, 2], [0, 1, 1])})
+    table = frames.models_table(entries)
+    full = analysis.reports({"m": preds([0, 1, 2], [0, 1, 1])})
     figures = [
-        charts.efficiency(table, dashboard.pareto_front(table, "gflops"), "gflops", "GFLOPs", "t"),
-        charts.top_k_bars(dashboard.top_k(CLASSES, np.array([0.2, 0.5, 0.3]), 2), "Top-2"),
-        charts.heatmap(dashboard.per_class_f1(full), "F1", "model", "class"),
-        charts.reliability(*dashboard.reliability({"m": preds([0, 1], [0, 1])})),
+        charts.efficiency(table, frames.pareto_front(table, "gflops"), "gflops", "GFLOPs", "t"),
+        charts.top_k_bars(frames.top_k(CLASSES, np.array([0.2, 0.5, 0.3]), 2), "Top-2"),
+        charts.heatmap(analysis.per_class_f1(full), "F1", "model", "class"),
+        charts.reliability(*analysis.reliability({"m": preds([0, 1], [0, 1])})),
     ]
     for fig in figures:
         assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
@@ -195,20 +198,20 @@ def test_cam_grid_is_a_png_with_one_tile_per_model():
 
 def test_the_shown_table_drops_what_repeats_and_joins_the_interval(checkpoint_root):
     entries, _ = scan(checkpoint_root)
-    table = dashboard.models_table(dashboard.short_names(entries, "shapes"))
-    shown = panels.display_frame(table)
+    table = frames.models_table(frames.short_names(entries, "shapes"))
+    shown = sections.display_frame(table)
     assert "arch" not in shown                         # every model is named after its arch
     assert list(shown.columns[:3]) == ["model", "init", "accuracy"]
     assert shown.columns[3] == "ci95" and all("–" in c for c in shown["ci95"])
     assert shown["accuracy"].max() > 1                  # in percent
     table.loc[0, "model"] = "my-cnn"
-    assert "arch" in panels.display_frame(table)
+    assert "arch" in sections.display_frame(table)
 
 
 def test_models_are_ranked_best_first():
-    full = dashboard.reports({"a": preds([0, 1, 2], [0, 0, 0]), "b": preds([0, 1, 2], [0, 1, 2]),
+    full = analysis.reports({"a": preds([0, 1, 2], [0, 0, 0]), "b": preds([0, 1, 2], [0, 1, 2]),
                               "c": preds([0, 1, 2], [0, 1, 0])})
-    assert dashboard.ranked(full) == ["b", "c", "a"]
+    assert analysis.ranked(full) == ["b", "c", "a"]
 
 
 def test_a_cards_facts_read_as_a_table_and_survive_odd_cards():
@@ -222,18 +225,18 @@ def test_a_cards_facts_read_as_a_table_and_survive_odd_cards():
                              "provenance": {"validation": "carved from train | seed 1"}},
                      calibration={"val_ece_before": 0.2, "val_ece_after": 0.05},
                      metrics={"accuracy": 0.8, "n_images": 50})
-    facts = dict(zip(*dashboard.card_facts(card).to_dict("list").values(), strict=True))
+    facts = dict(zip(*frames.card_facts(card).to_dict("list").values(), strict=True))
     assert facts["epochs"] == "30 run, best 24, stopped early"
     assert facts["validation images"] == "20 · carved from train | seed 1"
     assert facts["schedule"] == "cosine, 30 epochs, early stopping after epoch 20 with patience 4"
     assert facts["calibration"] == "temperature 0.5 (validation ECE 0.200 -> 0.050)"
     assert facts["test accuracy"] == "80.0% on 50 images"
-    table = dashboard.facts_markdown(dashboard.card_facts(card))
+    table = frames.facts_markdown(frames.card_facts(card))
     assert "| **validation images** | 20 · carved from train \\| seed 1 |" in table
     odd = ModelCard(arch="cnn", classes=["a", "b"], image_size=64, mean=[0, 0, 0],
                     std=[1, 1, 1], recipe={"lr": [1]}, splits={"counts": "train"},
                     calibration={"val_ece_before": "x"}, metrics={"accuracy": "high"})
-    odd_facts = dashboard.card_facts(odd)
+    odd_facts = frames.card_facts(odd)
     assert list(odd_facts["what"]) == ["architecture", "initialisation", "dataset", "image size",
                                        "optimiser", "calibration"]
     assert odd_facts["value"].iloc[-1] == "temperature 1"

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from fvcore.data import load_splits
+from fvcore.datasets.folders import load_splits
 from fvcore.errors import FvError
 
 

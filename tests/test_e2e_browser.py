@@ -5,21 +5,30 @@ and saves a screenshot of every page to artifacts/screenshots/ (or $FVCORE_SCREE
 Set FVCORE_SKIP_E2E=1 to skip; otherwise a missing Chromium is a failure, not a silent skip."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from appserver import (
+    CHROMIUM_ARGS,
+    COMPARE_TABS,
+    SKIP_E2E,
+    SKIP_REASON,
+    WAIT_MS,
+    serve_app,
+    settle,
+    snap,
+    upload,
+    visit,
+)
 from PIL import Image
 from skimage import data as skdata
 
-from appserver import (CHROMIUM_ARGS, COMPARE_TABS, ROOT, SKIP_E2E, SKIP_REASON, WAIT_MS,
-                       serve_app, settle, snap, upload, visit)
-from fvcore import webapp
-from fvcore.runs import end_run, log_epoch, start_run
-from fvcore.zipdata import zip_bytes
+from fvcore import settings
+from fvcore.datasets.zipdata import zip_bytes
+from fvcore.training.runs import end_run, log_epoch, start_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP_E2E, reason=SKIP_REASON)]
 
@@ -43,7 +52,7 @@ def server(chromium, tmp_path_factory, checkpoint_root, tiny_data):
                             "train_acc": 0.2 * epoch, "val_acc": 0.18 * epoch, "lr": 1e-3,
                             "seconds": 2.0, "images_per_s": 40.0})
     end_run(db, run, "finished")
-    env = {webapp.ENV_CHECKPOINTS: str(root), webapp.ENV_RUNS_DB: str(db),
+    env = {settings.ENV_CHECKPOINTS: str(root), settings.ENV_RUNS_DB: str(db),
            "FVCORE_DATA": str(tiny_data)}
     with serve_app(env, work / "streamlit.log") as app:
         yield {"url": app.url, "work": work, "tiny_data": tiny_data, "process": app.process,
@@ -63,7 +72,7 @@ def browser_page(server, chromium):
 
 @pytest.fixture(scope="module")
 def shots() -> Path:
-    folder = Path(os.environ.get("FVCORE_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
+    folder = settings.screenshots_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

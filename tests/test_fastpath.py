@@ -15,10 +15,13 @@ import torch
 from PIL import Image
 from skimage import data
 
-from fvcore import fastpath
-from fvcore.checkpoint import CARD, WEIGHTS, load_checkpoint, save_weights
+from fvcore import settings
+from fvcore.checkpoints.catalog import CARD, WEIGHTS
+from fvcore.checkpoints.folder import save_weights
 from fvcore.errors import FvError
-from fvcore.fastpath import FastPathWarning
+from fvcore.inference import runners as fastpath
+from fvcore.inference.loading import load_checkpoint
+from fvcore.inference.runners import FastPathWarning
 
 ARCHS = ("cnn", "efficientnet_lite0", "vit")
 
@@ -55,8 +58,7 @@ def test_onnx_matches_pytorch_on_real_images(checkpoint_root, photos, arch):
     assert clf.backend == "onnx"
     batch = clf.preprocess(photos)
     fast = clf.predict_tensor(batch)
-    clf.runner = clf._torch_logits
-    eager = clf.predict_tensor(batch)
+    eager = clf.with_runner(clf.torch_runner).predict_tensor(batch)
     assert fast.shape == (3, len(clf.classes))
     assert np.abs(fast - eager).max() < fastpath.PARITY_TOL
 
@@ -144,7 +146,7 @@ def test_export_failure_falls_back_to_pytorch_with_a_warning(checkpoint_root, tm
 
 def test_parity_failure_falls_back_and_caches_nothing(checkpoint_root, tmp_path, monkeypatch):
     folder = copy_checkpoint(checkpoint_root / "shapes" / "cnn", tmp_path / "cnn")
-    monkeypatch.setattr(fastpath, "parity_error", lambda clf, runner: 0.5)
+    monkeypatch.setattr(fastpath, "parity_error", lambda reference, candidate, size: 0.5)
     with pytest.warns(FastPathWarning, match="differs from PyTorch"):
         assert load_checkpoint(folder, backend="onnx").backend == "pytorch"
     assert exports(folder) == []
@@ -158,17 +160,17 @@ def test_missing_onnxruntime_falls_back_to_pytorch(checkpoint_root, monkeypatch)
 
 
 def test_read_only_checkpoint_caches_in_the_user_dir(checkpoint_root, tmp_path, monkeypatch):
-    import fvcore.checkpoint
+    import fvcore.inference.runners
     folder = copy_checkpoint(checkpoint_root / "shapes" / "cnn", tmp_path / "cnn")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    real_write = fvcore.checkpoint.atomic_write
+    real_write = fvcore.inference.runners.atomic_write
 
     def read_only(path, data):
         if folder in Path(path).parents:
             raise PermissionError(13, "Read-only file system", str(path))
         return real_write(path, data)
 
-    monkeypatch.setattr(fvcore.checkpoint, "atomic_write", read_only)
+    monkeypatch.setattr(fvcore.inference.runners, "atomic_write", read_only)
     clf = load_checkpoint(folder, backend="onnx")
     assert clf.backend == "onnx" and exports(folder) == []
     assert Path(clf.runner.source).parent == tmp_path / "cache" / "fvcore" / "onnx"
@@ -186,7 +188,7 @@ def test_backend_and_threads_come_from_the_environment(checkpoint_root, monkeypa
     assert clf.runner.session.get_session_options().intra_op_num_threads == 1
     monkeypatch.setenv("FVCORE_BACKEND", "tensorrt")
     with pytest.raises(FvError, match="onnx, pytorch"):
-        fastpath.default_backend()
+        settings.backend()
 
 
 def _hooks(model: torch.nn.Module) -> int:

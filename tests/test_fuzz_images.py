@@ -13,13 +13,15 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from fvcore.errors import ImageError
-from fvcore.images import load_image
+from fvcore.inference.images import load_image
 
-# fvcore.images silences Pillow's own warnings once at import; pytest resets filters per test
+# fvcore.inference.images silences Pillow's own warnings once at import; pytest resets filters per
+# test
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_checkpoint
 from test_app import navigation_mode  # noqa: F401 - AppTest runs as a live server does
-from fvcore.architectures import create_model
-from fvcore.checkpoint import CARD, WEIGHTS, discover, load_checkpoint, scan
+
+from fvcore.checkpoints.catalog import CARD, WEIGHTS, scan
 from fvcore.cli import main
 from fvcore.errors import FvError
-from fvcore.pretrained import read_state_dict
+from fvcore.inference.loading import discover, load_checkpoint
+from fvcore.models.pretrained import read_state_dict
+from fvcore.models.registry import create_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 
@@ -223,8 +224,8 @@ def test_cli_predict_warns_about_skipped_folders_and_still_predicts(zoo, tmp_pat
                                                                     monkeypatch):
     root, expected = zoo
     monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
-    from skimage import data
     from PIL import Image
+    from skimage import data
     photo = tmp_path / "chelsea.png"
     Image.fromarray(data.chelsea()).save(photo)
     assert main(["predict", str(photo), "--checkpoints", str(root), "--json"]) == 0
@@ -236,12 +237,14 @@ def test_cli_predict_warns_about_skipped_folders_and_still_predicts(zoo, tmp_pat
 
 def test_the_app_lists_skipped_folders_and_predicts_with_the_good_one(zoo, monkeypatch):
     import io
+
     from PIL import Image
     from skimage import data
     from streamlit.testing.v1 import AppTest
-    from fvcore import webapp
+
+    from fvcore import settings
     root, expected = zoo
-    monkeypatch.setenv(webapp.ENV_CHECKPOINTS, str(root))
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(root))
     monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
     app_py = Path(__file__).resolve().parent.parent / "app.py"
     at = AppTest.from_file(str(app_py), default_timeout=120).run()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from appserver import SKIP_E2E, SKIP_REASON
 from loaddriver import run_load
 

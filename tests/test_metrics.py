@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from fvcore.metrics import calibration, mcnemar, report, wilson_interval
+from fvcore.evaluation.metrics import calibration, mcnemar, report, wilson_interval
 
 
 @pytest.fixture()

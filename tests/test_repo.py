@@ -44,10 +44,29 @@ def test_the_code_passes_the_linter():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_readme_layout_names_every_module_and_page():
+def test_the_readme_layout_names_every_folder_module_and_page():
     readme = (ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
-    modules = [p.name for p in (ROOT / "fvcore").glob("*.py") if not p.name.startswith("__")]
+    layout = readme[readme.index("## Layout"):readme.index("## Settings")]
+    package = ROOT / "fvcore"
+    folders = [p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    modules = [p.name for p in package.rglob("*.py") if not p.name.startswith("__")]
     pages = [p.stem for p in (ROOT / "pages").glob("*.py")]
+    assert [f for f in folders if f"`{f}/`" not in layout] == []
     assert [m for m in modules if f"`{m}`" not in layout] == []
     assert [p for p in pages if p not in layout] == []
+
+
+def test_the_readme_lists_every_setting():
+    from fvcore import settings
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings"):]
+    listed = re.findall(r"^\| `(FVCORE_\w+)` \|", table, flags=re.M)
+    assert listed == list(settings.VARIABLES)
+
+
+def test_every_fvcore_variable_the_code_reads_is_a_setting():
+    from fvcore import settings
+    code = "\n".join(p.read_text() for folder in ("fvcore", "pages", "tests", "bench", "docs")
+                     for p in (ROOT / folder).rglob("*.py"))
+    used = set(re.findall(r"FVCORE_[A-Z0-9_]+", code + (ROOT / "app.py").read_text()))
+    assert used <= set(settings.VARIABLES)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fvcore import load_checkpoint, scan
-from fvcore.evaluate import card_metrics, evaluate_predictions, read_predictions
+from fvcore.evaluation.evaluate import card_metrics, evaluate_predictions, read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "checkpoints"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from fvcore import load_checkpoint
-from fvcore.card import ModelCard
-from fvcore.runs import list_runs, run_epochs
-from fvcore.train import TrainConfig
-from fvcore.trainer import train
+from fvcore.checkpoints.card import ModelCard
+from fvcore.training.recipe import TrainConfig
+from fvcore.training.runs import list_runs, run_epochs
+from fvcore.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +31,17 @@ def _config(tiny_data, out, **kw) -> TrainConfig:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_data):
     """A 6-epoch run; also records how many rows history.csv had at the end of each epoch."""
-    import fvcore.trainer
+    import fvcore.training.trainer
     out = tmp_path_factory.mktemp("train") / "cnn"
     rows_per_epoch = []
-    save_state = fvcore.trainer._save_state
+    save_state = fvcore.training.trainer._save_state
 
     def counting(folder, state):
         rows_per_epoch.append(len(list(csv.DictReader((out / "history.csv").open()))))
         save_state(folder, state)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fvcore.trainer, "_save_state", counting)
+        patch.setattr(fvcore.training.trainer, "_save_state", counting)
         card = train(_config(tiny_data, out))
     return out, card, rows_per_epoch
 

@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fvcore.datasets.zipdata import (
+    describe_skipped,
+    extract_labelled_zip,
+    safe_member_path,
+    zip_bytes,
+)
 from fvcore.errors import FvError
-from fvcore.zipdata import describe_skipped, extract_labelled_zip, safe_member_path, zip_bytes
 
 
 def png(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fvcore.architectures import list_archs
-from fvcore.zoo import RECIPES, results_table, train_command, update_readme
+from fvcore.models.registry import list_archs
+from fvcore.training.zoo import RECIPES, results_table, train_command, update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"cnn", "cnn_attention", "vgg16", "resnet50", "resnet50_attention", "densenet121",

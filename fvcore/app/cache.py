@@ -1,0 +1,177 @@
+"""Cached loading for the app: models once per process (``st.cache_resource`` keyed by the
+checkpoint folder plus the weights' modification time, so a retrained checkpoint is reloaded),
+and everything derived from stored files or uploads through ``st.cache_data``. Importing it
+does not import torch: that happens when the first model loads."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fvcore.checkpoints.catalog import (
+    HISTORY,
+    PREDICTIONS,
+    WEIGHTS,
+    Entry,
+    Problem,
+    checkpoint_folders,
+    scan,
+)
+from fvcore.checkpoints.history import read_history
+from fvcore.errors import FvError
+from fvcore.evaluation.evaluate import Predictions, read_predictions
+from fvcore.inference.images import load_image
+
+if TYPE_CHECKING:
+    from fvcore.inference.classifier import Classifier
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _stamp(entry: Entry, filename: str) -> float:
+    return _mtime(entry.path / filename)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _scan(root: str, signature: tuple) -> tuple[list[Entry], list[Problem]]:
+    return scan(root)
+
+
+def scan_cached(root: str | Path) -> tuple[list[Entry], list[Problem]]:
+    """``checkpoint.scan`` (cards and weight headers only), redone when a card or weights file
+    changes."""
+    folders = checkpoint_folders(root)
+    signature = tuple((str(f), _mtime(f / "card.json"), _mtime(f / WEIGHTS)) for f in folders)
+    return _scan(str(root), signature)
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _load(path: str, stamp: float) -> Classifier:
+    from fvcore.inference.loading import load_checkpoint
+    return load_checkpoint(path, name=path)  # the path: unique, whatever a page calls the model
+
+
+def load_model(entry: Entry) -> Classifier:
+    """The entry's classifier, loaded once per process (keyed by its folder)."""
+    return _load(str(entry.path), _stamp(entry, WEIGHTS))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _predictions(path: str, classes: tuple[str, ...], stamp: float) -> Optional[Predictions]:
+    return read_predictions(path, classes)
+
+
+def stored_predictions(entries: Sequence[Entry]) -> tuple[dict[str, Predictions], list[str]]:
+    """Each entry's ``predictions.csv``: ({name: Predictions}, one-line notes on the missing)."""
+    found, notes = {}, []
+    for entry in entries:
+        try:
+            preds = _predictions(str(entry.path), tuple(entry.card.classes),
+                                 _stamp(entry, PREDICTIONS))
+        except FvError as exc:
+            notes.append(f"{entry.name}: {exc.reason}")
+            continue
+        if preds is None:
+            notes.append(f"{entry.name}: no {PREDICTIONS} yet (still training?)")
+        else:
+            found[entry.name] = preds
+    return found, notes
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _history(path: str, stamp: float) -> Optional[pd.DataFrame]:
+    return read_history(path)
+
+
+def histories(entries: Sequence[Entry]) -> dict[str, pd.DataFrame]:
+    """Each entry's ``history.csv`` (entries without one are left out)."""
+    frames = {e.name: _history(str(e.path), _stamp(e, HISTORY)) for e in entries}
+    return {name: frame for name, frame in frames.items() if frame is not None}
+
+
+@st.cache_resource(show_spinner=False)
+def _latency_store() -> dict[tuple[str, float], float]:
+    return {}
+
+
+def measure_latency(entry: Entry) -> float:
+    """Load the model and time one-image forward passes (median of 5); remembered per process."""
+    ms = load_model(entry).latency_ms()
+    _latency_store()[(str(entry.path), _stamp(entry, WEIGHTS))] = ms
+    return ms
+
+
+def latencies(entries: Sequence[Entry]) -> dict[str, float]:
+    """Known single-image CPU latencies (ms): measured in this process, else from the card."""
+    store = _latency_store()
+    known = {}
+    for e in entries:
+        value = store.get((str(e.path), _stamp(e, WEIGHTS)), e.card.metrics.get("latency_ms"))
+        if value is not None:
+            known[e.name] = float(value)
+    return known
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def predict_files(paths: tuple[str, ...], names: tuple[str, ...], stamps: tuple[float, ...],
+                  files: tuple[tuple[str, bytes], ...]) -> dict:
+    """Every model on every file: {"images": [(name, thumbnail)], "errors": [{image, error}],
+    "probs": {model: (N x C, ms per image)}}. Cached on the files' bytes."""
+    from fvcore.inference.predict import batch_probs, load_images
+    sources = []
+    for name, data in files:
+        handle = io.BytesIO(data)
+        handle.name = name
+        sources.append(handle)
+    good, errors = load_images(sources)
+    models = [_load(p, s) for p, s in zip(paths, stamps, strict=True)]
+    found = batch_probs(models, [img for _, img in good]) if good else {}
+    probs = {name: found[m.name] for name, m in zip(names, models, strict=True) if m.name in found}
+    thumbs = []
+    for name, image in good:
+        image = image.copy()
+        image.thumbnail((512, 512))
+        thumbs.append((name, image))
+    return {"images": thumbs, "errors": errors, "probs": probs}
+
+
+def predict(entries: Sequence[Entry], files: Sequence[tuple[str, bytes]]) -> dict:
+    """:func:`predict_files` for sidebar entries (models load once, results cached)."""
+    return predict_files(tuple(str(e.path) for e in entries), tuple(e.name for e in entries),
+                         tuple(_stamp(e, WEIGHTS) for e in entries), tuple(files))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _explain(path: str, stamp: float, data: bytes, target: Optional[str], method: str,
+             score: bool) -> dict:
+    clf = _load(path, stamp)
+    image = load_image(data, name="image")
+    target = target if target is None or target in clf.classes else None
+    result, faith = clf.explain(image, target, method, score=score)
+    return {"crop": clf.preset.crop(image), "heatmap": result.heatmap,
+            "probs": np.asarray(result.probs), "target": clf.classes[result.target],
+            "pred": clf.classes[int(np.argmax(result.probs))],
+            "pred_prob": float(np.max(result.probs)), "faithfulness": faith,
+            "ms": result.ms}
+
+
+def explain(entry: Entry, data: bytes, target: Optional[str], method: str, score: bool) -> dict:
+    """One model's CAM of an image, cached on (model, image bytes, target, method)."""
+    return _explain(str(entry.path), _stamp(entry, WEIGHTS), data, target, method, score)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnail(path: str, size: int = 320):
+    """A small upright RGB copy of an image file, for galleries."""
+    image = load_image(path)
+    image.thumbnail((size, size))
+    return image

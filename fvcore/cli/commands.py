@@ -1,0 +1,227 @@
+"""The subcommands of ``python -m fvcore``: one small ``cmd_*`` function each, calling the
+library; argparse stays in :mod:`fvcore.cli.parser`."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from fvcore import settings
+from fvcore.checkpoints.card import ModelCard
+from fvcore.checkpoints.importer import import_state_dict
+from fvcore.datasets.folders import class_folders, load_splits
+from fvcore.errors import FvError
+from fvcore.evaluation.calibration import summary
+from fvcore.evaluation.evaluate import (
+    calibrate_and_test,
+    compare,
+    evaluate_predictions,
+    predict_samples,
+    read_predictions,
+    save_evaluation,
+)
+from fvcore.explain.cam import overlay
+from fvcore.inference.images import load_image
+from fvcore.inference.loading import discover, load_checkpoint
+from fvcore.inference.predict import predict_all
+from fvcore.models.cost import count_flops, count_params, human
+from fvcore.models.registry import create_model, get_spec, list_archs
+from fvcore.training.recipe import TrainConfig
+from fvcore.training.runs import list_runs
+from fvcore.training.trainer import train
+from fvcore.training.zoo import results_table, train_zoo, update_readme
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def cmd_archs(args: argparse.Namespace) -> int:
+    """One line per architecture: name, params, FLOPs at its input size, ImageNet sources."""
+    rows = []
+    for name in list_archs():
+        spec = get_spec(name)
+        model, _ = create_model(name, args.num_classes)
+        sources = ", ".join(f"{s.label}{' (offline)' if s.offline else ''}" for s in spec.imagenet)
+        rows.append({"name": name, "params": count_params(model), "input_size": spec.input_size,
+                     "flops": count_flops(model, spec.input_size), "cam_layer": spec.cam_layer,
+                     "imagenet": sources or "none (from scratch only)"})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']:<20} {human(r['params']):>8} params  {human(r['flops'], 'FLOP'):>10} "
+              f"@{r['input_size']}px  imagenet: {r['imagenet']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one architecture on an image-folder dataset."""
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
+              and v is not None}
+    card = train(TrainConfig(**fields))
+    if card is not None and card.metrics:
+        print(f"{args.out}: test accuracy {card.metrics['accuracy']:.4f} "
+              f"on {card.metrics['n_images']} images")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a labelled folder of class sub-folders."""
+    classifier = load_checkpoint(args.checkpoint)
+    folder = Path(args.data)
+    folders = class_folders(folder)
+    unknown = sorted(set(folders) - set(classifier.classes))
+    if unknown:
+        raise FvError(f"classes the model does not know: {', '.join(unknown)}", source=str(folder))
+    index = {c: i for i, c in enumerate(classifier.classes)}
+    samples = [(p, index[c]) for c in sorted(folders) for p in folders[c]]
+    preds = predict_samples(classifier, samples, root=folder.parent)
+    full = evaluate_predictions(preds, classifier.card.groups)
+    if args.save:
+        save_evaluation(classifier, preds, full, dataset=classifier.card.dataset)
+    if args.json:
+        _print_json(full)
+        return 0
+    low, high = full["accuracy_ci95"]
+    print(f"{classifier.name}: accuracy {full['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}) "
+          f"on {full['n_images']} images, loss {full['loss']:.4f}")
+    print(f"macro F1 {full['macro_f1']:.4f}  weighted F1 {full['weighted_f1']:.4f}  "
+          f"ECE {full['ece']:.4f}  top-3 {full['top3_accuracy']:.4f}"
+          + (f"  group accuracy {full['group_accuracy']:.4f}" if "group_accuracy" in full else ""))
+    print(f"{'class':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for name, r in full["per_class"].items():
+        print(f"{name:<24}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1']:>10.3f}"
+              f"{int(r['support']):>9}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit each checkpoint's temperature on its own validation split (temperature scaling), then
+    re-test it: card and predictions.csv are rewritten, the weights are not touched."""
+    for folder in args.checkpoints:
+        classifier = load_checkpoint(folder)
+        recipe = classifier.card.recipe
+        data = load_splits(args.data, val_fraction=float(recipe.get("val_fraction", 0.15)),
+                           seed=int(recipe.get("seed", 0)))
+        expected = recipe.get("dataset_fingerprint")
+        if data.classes != classifier.classes or (expected and data.fingerprint() != expected):
+            raise FvError(f"not the dataset {classifier.name} was trained on (classes or "
+                          "dataset fingerprint differ)", source=str(args.data))
+        ece_before = classifier.card.metrics.get("ece")
+        fit, full = calibrate_and_test(classifier, data, command=shlex.join(
+            ["python", "-m", "fvcore", "calibrate", str(folder), "--data", str(args.data)]))
+        print(f"{folder}: {summary(fit)}; test ECE "
+              + (f"{ece_before:.3f} -> " if ece_before is not None else "")
+              + f"{full['ece']:.3f}, test loss {full['loss']:.4f}, accuracy "
+              f"{full['accuracy']:.4f} (unchanged by design)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """McNemar tests and a soft-voting ensemble over checkpoints' stored predictions."""
+    stored = {}
+    for folder in args.checkpoints:
+        card = ModelCard.read(folder)
+        preds = read_predictions(folder, card.classes)
+        if preds is None:
+            raise FvError("no predictions.csv; run evaluate --save first", source=str(folder))
+        stored[Path(folder).as_posix()] = preds
+    result = compare(stored)
+    if args.json:
+        _print_json(result)
+        return 0
+    for name, m in result["models"].items():
+        print(f"{name:<48} accuracy {m['accuracy']:.4f}")
+    ens = result["ensemble"]
+    print(f"{'soft-voting ensemble':<48} accuracy {ens['accuracy']:.4f}")
+    for pair in result["mcnemar"]:
+        mark = "significant" if pair["significant"] else "not significant"
+        print(f"{pair['a']} vs {pair['b']}: p={pair['p_value']:.4g} ({mark})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Every checkpoint's top-k on every image; exit 2 when any image could not be read."""
+    classifiers, problems = discover(args.checkpoints)
+    for problem in problems:
+        print(f"warning: skipped checkpoint {problem}", file=sys.stderr)
+    if args.dataset:
+        classifiers = [c for c in classifiers if c.card.dataset == args.dataset]
+    if not classifiers:
+        raise FvError(f"no loadable checkpoints under {args.checkpoints}"
+                      + (f" for dataset {args.dataset}" if args.dataset else ""))
+    results, errors = predict_all(classifiers, args.images, top_k=args.top_k)
+    if args.json:
+        _print_json({"results": results, "errors": errors})
+    else:
+        for result in results:
+            print(result["image"])
+            for model, pred in result["predictions"].items():
+                top = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in pred["top"])
+                print(f"  {model:<40} {top}  ({pred['latency_ms']:.0f} ms)")
+        for error in errors:
+            print(f"error: {error['error']}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    """Write a Grad-CAM overlay PNG for one image and one checkpoint."""
+    classifier = load_checkpoint(args.checkpoint)
+    image = load_image(args.image)
+    result, score = classifier.explain(image, args.target, args.method, score=args.faithfulness)
+    out = Path(args.out or Path(args.image).with_suffix(f".{args.method}.png").name)
+    overlay(classifier.preset.crop(image), result.heatmap, alpha=args.alpha).save(out)
+    label = classifier.classes[result.target]
+    extra = f", faithfulness (ROAD) {score:.3f}" if score is not None else ""
+    print(f"{out}: {args.method} for {label} (p={result.probs[result.target]:.3f}){extra}")
+    return 0
+
+
+def cmd_import_pth(args: argparse.Namespace) -> int:
+    """Turn a notebook's ``best_model.pth`` state dict into a checkpoint folder."""
+    folder = import_state_dict(args.weights, arch=args.arch, classes_file=args.classes,
+                               out=args.out, image_size=args.image_size, dataset=args.dataset)
+    print(f"wrote {folder}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List the runs in the SQLite run registry."""
+    rows = list_runs(args.db)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
+        best = f"{r['best_val_acc']:.3f}" if r["best_val_acc"] is not None else "-"
+        print(f"{r['id']}  {r['status']:<11} {r['arch']:<20} {r['dataset']:<18} {started}  "
+              f"epochs {r['epochs']:>3}  best val acc {best}")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """Train a whole zoo (resuming or skipping finished models), then refresh the README table."""
+    if not args.table_only:
+        train_zoo(args.data, args.out, recipe=args.recipe, seed=args.seed, runs_db=args.runs_db,
+                  archs=args.archs.split(",") if args.archs else None)
+    if args.readme:
+        update_readme(args.readme, "zoo", results_table(args.checkpoints))
+        print(f"updated the results table in {args.readme}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmark every model: fast path vs eager vs FLOP floor, predict-all, Grad-CAM, cold
+    start, memory (bench/run.py; its options follow, see ``bench -h``)."""
+    path = settings.REPO / "bench" / "run.py"
+    if not path.is_file():
+        raise FvError("the benchmark needs a source checkout (bench/run.py)", source=str(path))
+    spec = importlib.util.spec_from_file_location("fvcore_bench_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args.bench_args)

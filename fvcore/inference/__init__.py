@@ -1,0 +1,11 @@
+"""Inference: images in, probabilities out. The one image loader, the eval preset, the
+:class:`Classifier` with its runner (PyTorch or ONNX Runtime), loading checkpoints, and many
+models on many images at once with the ensemble and agreement."""
+from fvcore._lazy import lazy_exports
+
+EXPORTS = {"Classifier": "classifier", "load_image": "images", "discover": "loading",
+           "load_checkpoint": "loading", "OnnxRunner": "runners", "Runner": "runners",
+           "TorchRunner": "runners", "ImagePrediction": "predict", "predict_all": "predict",
+           "predict_images": "predict"}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -1,0 +1,111 @@
+"""The per-epoch steps of training: one pass over the training data, one over the validation
+data, and the device, precision and distributed plumbing they share (``torchrun`` with
+DistributedDataParallel)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import nullcontext
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fvcore.errors import FvError
+
+
+def world() -> tuple[int, int]:
+    """This process's rank and the number of processes (``torchrun`` sets both)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum values across ranks (no-op when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FvError("--device cuda asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str):
+    """AMP on CUDA (bf16 where supported, else fp16); bf16 on CPU only when asked for."""
+    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+        return nullcontext()
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, criterion,
+                    device: torch.device, *, precision: str, frozen_backbone: bool,
+                    epoch: int, progress: bool = True,
+                    mix: Optional[Callable] = None) -> dict[str, float]:
+    """One pass over the training data; returns loss, accuracy and images per second.
+    With ``mix`` (see :func:`batch_mixer`) accuracy counts the dominant label of a mixed image."""
+    from tqdm import tqdm
+    model.train()
+    if frozen_backbone:  # BatchNorm statistics of a frozen backbone stay as they are
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
+    totals = [0.0, 0.0, 0.0]  # loss sum, correct, count
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, unit="batch",
+               disable=not (progress and sys.stderr.isatty()))
+    for images, labels in bar:
+        images = images.to(device, non_blocking=True)
+        if images.ndim == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = labels.to(device, non_blocking=True)
+        if mix is not None:
+            images, labels = mix(images, labels)
+        with autocast(device, precision):
+            logits = model(images)
+            loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        totals[0] += float(loss.detach()) * len(labels)
+        hard = labels.argmax(1) if labels.ndim == 2 else labels
+        totals[1] += float((logits.argmax(1) == hard).sum())
+        totals[2] += len(labels)
+        bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", acc=f"{totals[1] / totals[2]:.3f}")
+    seconds = time.perf_counter() - start
+    loss_sum, correct, count = reduce_sum(totals, device)
+    return {"train_loss": loss_sum / count, "train_acc": correct / count,
+            "images_per_s": count / max(seconds, 1e-9)}
+
+
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: DataLoader, criterion,
+                    device: torch.device, *, precision: str) -> dict[str, float]:
+    """Loss and accuracy over a loader (summed across ranks when distributed)."""
+    model.eval()
+    totals = [0.0, 0.0, 0.0]
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        with autocast(device, precision):
+            logits = model(images)
+        totals[0] += float(criterion(logits.float(), labels)) * len(labels)
+        totals[1] += float((logits.argmax(1) == labels).sum())
+        totals[2] += len(labels)
+    loss_sum, correct, count = reduce_sum(totals, device)
+    return {"val_loss": loss_sum / max(count, 1), "val_acc": correct / max(count, 1)}
