@@ -2,7 +2,7 @@
 once in the middle of saving, then ``--resume``d. After every kill the best checkpoint loads and
 the run registry says "interrupted"; the finished run equals an uninterrupted one with the same
 seed and leaves no temporary files. A full disk while saving is a one-line error that keeps the
-previous best checkpoint."""
+previous best checkpoint. The resume state keeps the format earlier versions wrote."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import CARD, HISTORY, PREDICTIONS, WEIGHTS
@@ -23,6 +27,7 @@ from fvcore.errors import FvError
 from fvcore.inference.loading import load_checkpoint
 from fvcore.training.recipe import TrainConfig
 from fvcore.training.runs import list_runs
+from fvcore.training.state import STATE, Progress, load_state, save_state
 from fvcore.training.trainer import train
 
 pytestmark = pytest.mark.slow
@@ -231,3 +236,59 @@ def test_a_full_disk_through_the_cli_prints_one_line_and_exits_1(tiny_data, tmp_
     [line] = [x for x in err.splitlines() if x.startswith("error: ")]
     assert "cannot write model.safetensors: No space left on device" in line
     assert "Traceback" not in err and _temp_files(out) == []
+
+
+# --- the resume state's format ------------------------------------------------------------------
+
+OLD_STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_loss", "bad_epochs", "history",
+                  "run_id", "elapsed", "rng_torch", "rng_numpy", "rng_python")
+
+
+def _tiny_learner(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, LambdaLR]:
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return model, optimizer, LambdaLR(optimizer, lambda step: 0.5)
+
+
+def test_a_resume_state_of_the_old_format_loads_and_save_state_keeps_that_format(tmp_path):
+    model, optimizer, scheduler = _tiny_learner(seed=0)
+    for _ in range(2):
+        model(torch.ones(4, 3)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    history = [{"epoch": e, "lr": 1e-3, "train_loss": 1.0 / e, "train_acc": 0.5, "val_loss": 0.75,
+                "val_acc": 0.5, "images_per_s": 100.0, "seconds": 1.5} for e in (1, 2)]
+    # exactly the dict the trainer saved before the state module existed
+    old = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+           "scheduler": scheduler.state_dict(), "epoch": torch.tensor(2),
+           "best_loss": torch.tensor(0.75), "bad_epochs": torch.tensor(1),
+           "history": history, "run_id": "20250101-000000-abcdef", "elapsed": torch.tensor(3.25),
+           "rng_torch": torch.get_rng_state(), "rng_numpy": np.random.get_state()[1].tolist(),
+           "rng_python": list(random.getstate()[1])}
+    assert tuple(old) == OLD_STATE_KEYS
+    (tmp_path / STATE).parent.mkdir()
+    torch.save(old, tmp_path / STATE)
+
+    fresh, fresh_optimizer, fresh_scheduler = _tiny_learner(seed=1)
+    progress = load_state(tmp_path, fresh, fresh_optimizer, fresh_scheduler, torch.device("cpu"))
+    assert progress == Progress(epoch=2, best_loss=0.75, bad_epochs=1, history=history,
+                                run_id="20250101-000000-abcdef", elapsed=3.25)
+    assert torch.equal(torch.get_rng_state(), old["rng_torch"])
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == 2
+    assert fresh_scheduler.state_dict()["last_epoch"] == scheduler.state_dict()["last_epoch"] == 2
+
+    save_state(tmp_path, fresh, fresh_optimizer, fresh_scheduler, progress)
+    new = torch.load(tmp_path / STATE, weights_only=True)
+    assert tuple(new) == OLD_STATE_KEYS
+    for key in OLD_STATE_KEYS:
+        assert type(new[key]) is type(old[key]), key
+        if isinstance(old[key], torch.Tensor):
+            assert (new[key].dtype, new[key].shape) == (old[key].dtype, old[key].shape), key
+    assert [new[k].item() for k in ("epoch", "best_loss", "bad_epochs", "elapsed")] == \
+        [2, 0.75, 1, 3.25]
+    assert new["history"] == history and new["run_id"] == old["run_id"]
+    assert new["scheduler"]["last_epoch"] == 2 and new["optimizer"]["state"][0]["step"] == 2
+    assert sorted(p.name for p in (tmp_path / STATE).parent.iterdir()) == [STATE.name]

@@ -34,14 +34,14 @@ def trained(tmp_path_factory, tiny_data):
     import fvcore.training.trainer
     out = tmp_path_factory.mktemp("train") / "cnn"
     rows_per_epoch = []
-    save_state = fvcore.training.trainer._save_state
+    save_state = fvcore.training.trainer.save_state
 
-    def counting(folder, state):
+    def counting(folder, *state):
         rows_per_epoch.append(len(list(csv.DictReader((out / "history.csv").open()))))
-        save_state(folder, state)
+        save_state(folder, *state)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fvcore.training.trainer, "_save_state", counting)
+        patch.setattr(fvcore.training.trainer, "save_state", counting)
         card = train(_config(tiny_data, out))
     return out, card, rows_per_epoch
 
