@@ -78,7 +78,7 @@ def load_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng_torch"])
+    torch.set_rng_state(state["rng_torch"].cpu())  # map_location moved it to the device
     return Progress(epoch=int(state["epoch"]), best_loss=float(state["best_loss"]),
                     bad_epochs=int(state["bad_epochs"]), history=state["history"],
                     run_id=state["run_id"], elapsed=float(state["elapsed"]))
