@@ -3,7 +3,7 @@ import tempfile
 
 import streamlit as st
 
-from fvcore.app import cache, sections, shell
+from fvcore.app import sections, shell
 from fvcore.datasets.zipdata import describe_skipped, extract_labelled_zip
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import predict_samples
@@ -20,17 +20,17 @@ if upload is None:
 if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="primary"):
     with shell.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
         data = extract_labelled_zip(upload.getvalue(), tmp)
-        entries = shell.load_models(sel.models)
+        models = shell.load_models(sel.models)
         bar, preds, unknown = st.progress(0.0, text="Evaluating..."), {}, set()
-        for i, entry in enumerate(entries):
-            samples, missing = data.samples(entry.card.classes)
+        for i, model in enumerate(models):
+            samples, missing = data.samples(model.entry.card.classes)
             unknown.update(missing)
             if not samples:
                 continue
-            preds[entry.name] = predict_samples(
-                cache.load_model(entry), samples, root=data.root,
-                progress=lambda done, total, i=i, n=entry.name: bar.progress(
-                    (i + done / total) / len(entries), text=f"{n}: {done}/{total} images"))
+            preds[model.name] = predict_samples(
+                model.classifier, samples, root=data.root,
+                progress=lambda done, total, i=i, n=model.name: bar.progress(
+                    (i + done / total) / len(models), text=f"{n}: {done}/{total} images"))
         bar.empty()
         st.session_state["eval_result"] = {"zip": upload.file_id, "preds": preds,
                                            "models": [e.name for e in sel.models],

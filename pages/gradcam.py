@@ -3,10 +3,8 @@ score under each heatmap."""
 import streamlit as st
 
 from fvcore.app import cache, charts, sections, shell
-from fvcore.explain.cam import METHODS, overlay
+from fvcore.explain.cam import CAM_METHODS, overlay
 
-LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
-          "layercam": "LayerCAM"}
 PREDICTED = "(each model's predicted class)"
 
 sel = shell.selection()
@@ -15,7 +13,8 @@ shell.require_models(sel)
 
 upload = st.file_uploader("Photo", key="cam_upload", help="One image to explain.")
 a, b, c, d = st.columns([1, 2, 1, 1])
-method = a.selectbox("Method", METHODS, format_func=LABELS.get, key="cam_method")
+method = a.selectbox("Method", list(CAM_METHODS), format_func=lambda m: CAM_METHODS[m].label,
+                     key="cam_method")
 classes = sel.models[0].card.classes
 target = b.selectbox("Explain the class", [PREDICTED, *classes], key="cam_target")
 alpha = c.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="cam_alpha")
@@ -34,20 +33,20 @@ if score:
 data = upload.getvalue()
 tiles = []
 with shell.guard("Grad-CAM"):
-    entries = shell.load_models(sel.models)
-    for cell, entry in zip(sections.grid(len(entries)), entries, strict=True):
-        with cell, shell.guard(entry.name):
-            with st.spinner(f"{entry.name}..."):
-                cam = cache.explain(entry, data, None if target == PREDICTED else target,
-                                     method, score)
-            image = overlay(cam["crop"], cam["heatmap"], alpha=alpha)
-            title = f"{entry.name}: {LABELS[method]} of {cam['target']}"
-            verdict = f"predicts {cam['pred']} ({cam['pred_prob']:.0%})"
-            faith = ("" if cam["faithfulness"] is None
-                     else f"faithfulness {round(cam['faithfulness'], 2) + 0.0:+.2f}")
+    models = shell.load_models(sel.models)
+    for cell, model in zip(sections.grid(len(models)), models, strict=True):
+        with cell, shell.guard(model.name):
+            with st.spinner(f"{model.name}..."):
+                cam = cache.explain(model, data, None if target == PREDICTED else target,
+                                    method, score)
+            image = overlay(cam.crop, cam.heatmap, alpha=alpha)
+            title = f"{model.name}: {cam.method_label} of {cam.target}"
+            verdict = f"predicts {cam.predicted} ({cam.predicted_prob:.0%})"
+            faith = ("" if cam.faithfulness is None
+                     else f"faithfulness {round(cam.faithfulness, 2) + 0.0:+.2f}")
             st.image(image, caption=title, width="stretch")
-            st.markdown(f"{verdict} · {cam['ms']:.0f} ms"
-                        + (f"  \n{faith} for p({cam['target']})" if faith else ""))
+            st.markdown(f"{verdict} · {cam.ms:.0f} ms"
+                        + (f"  \n{faith} for p({cam.target})" if faith else ""))
             tiles.append((f"{title}\n{verdict}" + (f" · {faith}" if faith else ""), image))
 if tiles:
     st.download_button("Download the grid (PNG)", charts.cam_grid(tiles), "gradcam-grid.png",

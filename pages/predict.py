@@ -1,9 +1,7 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore.app import cache, frames, sections, shell
-from fvcore.inference import predict
-from fvcore.inference.predict import ensemble
+from fvcore.app import cache, sections, shell
 
 sel = shell.selection()
 st.title("Predict")
@@ -26,46 +24,37 @@ if not files:
     st.stop()
 
 with shell.guard("prediction"):
-    entries = shell.load_models(sel.models)
+    models = shell.load_models(sel.models)
     with st.spinner("Predicting..."):
-        result = cache.predict(entries, files)
-    for error in result["errors"]:  # one line naming the file (the loader's usually does)
-        name, message = error["image"], error["error"]
-        st.error(message if message.startswith(name) else f"{name}: {message}",
-                 icon=":material/broken_image:")
-    same_classes = len({tuple(e.card.classes) for e in entries}) == 1
-    for i, (name, image) in enumerate(result["images"]):
+        run = cache.predict(models, files)
+    for failure in run.failures:
+        st.error(failure.message, icon=":material/broken_image:")
+    for prediction, image in zip(run.predictions, run.thumbnails, strict=True):
         st.divider()
-        probs = {e.name: result["probs"][e.name][0][i] for e in entries}
-        top1 = {e.name: e.card.classes[int(probs[e.name].argmax())] for e in entries}
-        majority, dissenters = predict.agreement(top1)
         pic, summary = st.columns([1, 3])
         pic.image(image, width="stretch")
         with summary:
-            st.subheader(name)
-            if same_classes and len(entries) > 1:
-                best = frames.top_k(entries[0].card.classes, ensemble(list(probs.values())), 1)
-                label, prob = best["label"][0], best["prob"][0]
-                group = entries[0].card.group_of(label)
-                st.metric("Ensemble (soft vote)", label,
-                          f"{prob:.0%} mean probability" + (f" · {group}" if group else ""),
+            st.subheader(prediction.image)
+            if best := prediction.ensemble:
+                st.metric("Ensemble (soft vote)", best.label,
+                          f"{best.prob:.0%} mean probability"
+                          + (f" · {best.group}" if best.group else ""),
                           delta_color="off", delta_arrow="off")
-            confidence = max(float(p.max()) for p in probs.values())
-            if confidence < 0.3:
-                st.info(f"Low confidence (best {confidence:.0%}): the photo may show something "
-                        f"outside the {len(entries[0].card.classes)} classes these models know.",
-                        icon=":material/help:")
-            if dissenters:
+            if prediction.low_confidence:
+                st.info(f"Low confidence (best {prediction.confidence:.0%}): the photo may show "
+                        f"something outside the {len(prediction.answers[0].classes)} classes "
+                        "these models know.", icon=":material/help:")
+            answers = {a.model: a for a in prediction.answers}
+            if prediction.dissenters:
                 st.warning("Models disagree: " + "; ".join(
-                    f"{n} says **{top1[n]}**" for n in dissenters)
-                    + (f" (the others: **{majority}**)" if majority else ""),
-                    icon=":material/call_split:")
-            elif len(entries) > 1:
-                st.success(f"All {len(entries)} models say **{majority}**.",
+                    f"{n} says **{answers[n].label}**" for n in prediction.dissenters)
+                    + (f" (the others: **{prediction.majority}**)" if prediction.majority
+                       else ""), icon=":material/call_split:")
+            elif prediction.unanimous:
+                st.success(f"All {len(prediction.answers)} models say **{prediction.majority}**.",
                            icon=":material/check_circle:")
-        for cell, entry in zip(sections.grid(len(entries)), entries, strict=True):
+        for cell, answer in zip(sections.grid(len(prediction.answers)), prediction.answers,
+                                strict=True):
             with cell:
-                sections.prediction_block(entry.name, entry.card.classes, probs[entry.name],
-                                        result["probs"][entry.name][1], k,
-                                        groups=entry.card.groups,
-                                        dissent=entry.name in dissenters, majority=majority)
+                sections.prediction_block(answer, k, dissent=answer.model in prediction.dissenters,
+                                          majority=prediction.majority)

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from fvcore import settings
 from fvcore.app import cache, shell
 from fvcore.datasets.zipdata import zip_bytes
+from fvcore.explain.cam import CAM_METHODS
 from fvcore.training.runs import end_run, log_epoch, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,6 +160,42 @@ def test_gradcam_shows_one_heatmap_per_model_with_faithfulness(app):
     assert len(app.get("image")) == len(MODELS)
     assert sum("faithfulness" in m.value for m in app.markdown) == len(MODELS)
     assert app.get("download_button")
+
+
+def test_the_gradcam_menu_is_the_cam_table(app):
+    open_page(app, "pages/gradcam.py")
+    no_failure(app)
+    menu = app.selectbox(key="cam_method")
+    assert menu.options == [method.label for method in CAM_METHODS.values()]
+    assert menu.value == next(iter(CAM_METHODS))
+
+
+def test_each_model_is_loaded_once_per_page_run(app, monkeypatch):
+    loads = []
+    load = cache._load
+
+    def counted(path, stamp):
+        loads.append(Path(path).name)
+        return load(path, stamp)
+
+    monkeypatch.setattr(cache, "_load", counted)
+    cache.predict_files.clear()   # a result cached by another test would skip the prediction
+    cache._explain.clear()
+    open_page(app, "pages/predict.py")
+    app.sidebar.multiselect[0].set_value(["cnn", "vit"]).run()
+    assert loads == []            # nothing to predict yet: no model loaded
+    app.file_uploader(key="predict_upload").set_value(
+        ("astronaut.png", png(skdata.astronaut()), "image/png")).run()
+    no_failure(app)
+    assert sorted(m.label for m in app.metric) == ["Ensemble (soft vote)", "cnn", "vit"]
+    assert sorted(loads) == ["cnn", "vit"]
+    loads.clear()
+    open_page(app, "pages/gradcam.py")
+    app.file_uploader(key="cam_upload").set_value(
+        ("astronaut.png", png(skdata.astronaut()), "image/png")).run()
+    no_failure(app)
+    assert len(app.get("image")) == 2
+    assert sorted(loads) == ["cnn", "vit"]
 
 
 def test_gradcam_explains_a_chosen_class(app):

@@ -14,7 +14,8 @@ from fvcore import discover, load_checkpoint, scan
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import datasets
 from fvcore.cli import main
-from fvcore.errors import CheckpointError
+from fvcore.errors import CheckpointError, FvError
+from fvcore.explain.cam import CAM_METHODS, _cam_class
 from fvcore.models.registry import create_model
 
 
@@ -56,13 +57,43 @@ def test_predict_returns_probabilities_for_paths_bytes_and_pil_images(checkpoint
     np.testing.assert_allclose(probs[0], probs[2], atol=1e-6)
 
 
-def test_gradcam_is_an_input_sized_map_in_unit_range_for_every_method(checkpoint_root):
+@pytest.mark.parametrize("method", CAM_METHODS)
+def test_gradcam_is_an_input_sized_map_in_unit_range_for_every_method(checkpoint_root, method):
     clf = load_checkpoint(checkpoint_root / "shapes" / "vit")
-    for method in ("gradcam", "gradcam++", "eigencam", "layercam"):
-        heat = clf.gradcam(skdata.astronaut(), method=method)
-        assert heat.shape == (64, 64) and heat.dtype == np.float32
-        assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.max() > 0
+    heat = clf.gradcam(skdata.astronaut(), method=method)
+    assert heat.shape == (64, 64) and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.max() > 0
     assert not clf.model.blocks[-1].norm1._forward_hooks
+
+
+@pytest.mark.parametrize("method", CAM_METHODS)
+def test_every_cam_method_names_its_grad_cam_class_and_label(method):
+    import pytorch_grad_cam
+    spec = CAM_METHODS[method]
+    assert _cam_class(method) is getattr(pytorch_grad_cam, spec.cam_class)
+    assert _cam_class(method.upper()) is _cam_class(method)
+    assert spec.label and spec.label.replace("-", "").lower() == method.replace("-", "")
+
+
+def test_an_unknown_cam_method_lists_the_table():
+    with pytest.raises(FvError, match="choose one of gradcam, gradcam\\+\\+, eigencam, layercam"):
+        _cam_class("scorecam")
+
+
+def test_cam_view_has_the_predicted_and_explained_class(checkpoint_root):
+    clf = load_checkpoint(checkpoint_root / "shapes" / "cnn")
+    probs = clf.predict(skdata.coffee())[0]
+    view = clf.explain_view(skdata.coffee(), target="square", method="gradcam++", score=True)
+    assert (view.target, view.target_index) == ("square", clf.classes.index("square"))
+    assert view.predicted == clf.classes[int(probs.argmax())]
+    assert view.predicted_prob == pytest.approx(float(probs.max()), abs=1e-5)
+    assert view.target_prob == pytest.approx(float(probs[view.target_index]), abs=1e-5)
+    np.testing.assert_allclose(view.probs, probs, atol=1e-5)
+    assert (view.method, view.method_label) == ("gradcam++", "Grad-CAM++")
+    assert view.crop.size == view.heatmap.shape[::-1] == (64, 64)
+    assert -1.0 <= view.faithfulness <= 1.0 and view.ms > 0
+    plain = clf.explain_view(skdata.coffee())
+    assert plain.target == plain.predicted and plain.faithfulness is None
 
 
 def test_explain_returns_the_same_probabilities_as_predict(checkpoint_root):

@@ -1,6 +1,7 @@
 """The command line: predict (JSON, exit codes), cam, evaluate, compare, archs, runs."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from skimage import data as skdata
 
 from fvcore.checkpoints.card import ModelCard
 from fvcore.cli import main
+from fvcore.cli.parser import get_parser
+from fvcore.explain.cam import CAM_METHODS
+from fvcore.inference.loading import discover
+from fvcore.inference.predict import predict_all, predict_images
 
 
 @pytest.fixture()
@@ -67,6 +72,42 @@ def test_cam_writes_an_overlay_png(checkpoint_root, photos, tmp_path, capsys):
     image = Image.open(out)
     assert image.size == (64, 64) and image.mode == "RGB"
     assert "gradcam++ for" in capsys.readouterr().out
+
+
+def test_cli_cam_methods_are_the_cam_table():
+    commands = next(a for a in get_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    method = next(a for a in commands.choices["cam"]._actions if a.dest == "method")
+    assert list(method.choices) == list(CAM_METHODS) == ["gradcam", "gradcam++", "eigencam",
+                                                         "layercam"]
+    assert method.default in CAM_METHODS
+
+
+def test_cam_prints_the_explained_class_and_its_faithfulness(checkpoint_root, photos, tmp_path,
+                                                             capsys):
+    good, _ = photos
+    out = tmp_path / "cam.png"
+    assert main(["cam", str(good), "--checkpoint", str(checkpoint_root / "shapes" / "cnn"),
+                 "--target", "circle", "--faithfulness", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{out}: gradcam for circle (p=0.") and ", faithfulness (ROAD) " in line
+
+
+def test_predict_json_is_derived_from_the_typed_predictions(checkpoint_root, photos):
+    good, bad = photos
+    classifiers, _ = discover(checkpoint_root)
+    results, errors = predict_all(classifiers, [str(good), str(bad)], top_k=2)
+    run = predict_images(classifiers, [str(good), str(bad)])
+    [prediction] = run.predictions
+    assert [r["image"] for r in results] == [prediction.image] == [str(good)]
+    predictions = results[0]["predictions"]
+    assert list(predictions) == [a.model for a in prediction.answers]
+    for a in prediction.answers:
+        assert list(predictions[a.model]) == ["top", "latency_ms"]
+        assert predictions[a.model]["top"] == [{"label": label, "prob": round(p, 6)}
+                                               for label, p in a.top(2)]
+    assert errors == [{"image": f.image, "error": f.error} for f in run.failures]
+    assert [e["image"] for e in errors] == [str(bad)]
 
 
 def test_evaluate_reproduces_the_card_accuracy_exactly(checkpoint_root, tiny_data, capsys):

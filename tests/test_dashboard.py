@@ -42,6 +42,102 @@ def test_agreement_names_the_majority_and_the_dissenters(top1, majority, dissent
     assert predict.agreement(top1) == (majority, dissent)
 
 
+def answer(model, probs, classes=CLASSES, ms=1.0) -> predict.ModelAnswer:
+    return predict.ModelAnswer(model, tuple(classes), np.asarray(probs, dtype=np.float32), ms,
+                               {"a": "vowel", "b": "consonant", "c": "consonant"})
+
+
+def test_ensemble_and_agreement_come_with_every_prediction():
+    answers = [answer("m1", [0.6, 0.3, 0.1]), answer("m2", [0.5, 0.1, 0.4]),
+               answer("m3", [0.1, 0.2, 0.7])]
+    prediction = predict.ImagePrediction.of("x.png", answers)
+    assert prediction.answers == tuple(answers)
+    assert (prediction.majority, prediction.dissenters) == ("a", ("m3",))
+    assert not prediction.unanimous
+    ens = prediction.ensemble
+    assert ens.label == "a" and ens.prob == pytest.approx(0.4) and ens.group == "vowel"
+    np.testing.assert_allclose(ens.probs, np.mean([a.probs for a in answers], axis=0))
+    tie = predict.ImagePrediction.of("y.png", answers[::2])
+    assert (tie.majority, tie.dissenters) == (None, ("m1", "m3"))
+    same = predict.ImagePrediction.of("z.png", answers[:1] * 2)
+    assert same.unanimous and same.majority == "a" and same.dissenters == ()
+
+
+def test_the_ensemble_needs_two_models_with_the_same_classes():
+    one = predict.ImagePrediction.of("x.png", [answer("m1", [0.6, 0.3, 0.1])])
+    assert one.ensemble is None and one.majority == "a" and not one.unanimous
+    other = answer("m2", [0.2, 0.8], classes=["a", "d"])
+    mixed = predict.ImagePrediction.of("x.png", [answer("m1", [0.6, 0.3, 0.1]), other])
+    assert mixed.ensemble is None and mixed.dissenters == ("m1", "m2")
+
+
+def test_a_model_answer_gives_its_top_k_label_probability_and_group():
+    a = answer("m", [0.2, 0.5, 0.3])
+    assert [label for label, _ in a.top(2)] == ["b", "c"]
+    assert (a.label, a.group) == ("b", "consonant") and a.prob == pytest.approx(0.5)
+    top = frames.answer_top_k(a, 2)
+    assert list(top["label"]) == ["b", "c"] and top["prob"].tolist() == pytest.approx([0.5, 0.3])
+    assert top.equals(frames.top_k(CLASSES, a.probs, 2))
+
+
+@pytest.mark.parametrize("best, low", [(0.29, True), (0.3, False), (0.9, False)])
+def test_a_low_confidence_answer_is_marked(best, low):
+    five = list("abcde")
+    rest = (1 - best) / 4
+    answers = [answer("m1", [best, rest, rest, rest, rest], five),
+               answer("m2", [rest, best - 0.01, rest + 0.01, rest, rest], five)]
+    prediction = predict.ImagePrediction.of("x.png", answers)
+    assert prediction.confidence == pytest.approx(best)
+    assert prediction.low_confidence is low
+    assert predict.LOW_CONFIDENCE == 0.3
+
+
+def test_a_bad_image_is_named_once_in_its_failure():
+    named = predict.ImageFailure("notes.jpg", "notes.jpg: not an image")
+    assert named.message == "notes.jpg: not an image"
+    bare = predict.ImageFailure("notes.jpg", "not an image")
+    assert bare.message == "notes.jpg: not an image"
+    upload = io.BytesIO(b"these are not pixels")
+    upload.name = "upload.jpg"
+    run = predict.predict_images([], [upload])
+    assert run.predictions == () and run.thumbnails == ()
+    [failure] = run.failures
+    assert failure.image == "upload.jpg" and failure.message.count("upload.jpg") == 1
+    assert failure.message.startswith("upload.jpg: ") and "\n" not in failure.message
+
+
+def test_predictions_come_typed_with_thumbnails_and_failures(checkpoint_root):
+    from skimage import data as skdata
+
+    from fvcore.inference.loading import discover
+    classifiers, _ = discover(checkpoint_root)
+    photos = []
+    for name, array in (("chelsea.png", skdata.chelsea()), ("bad.jpg", None),
+                        ("coffee.png", skdata.coffee())):
+        handle = io.BytesIO(b"nope")
+        if array is not None:
+            handle = io.BytesIO()
+            Image.fromarray(array).save(handle, format="PNG")
+            handle.seek(0)
+        handle.name = name
+        photos.append(handle)
+    names = ["cnn", "lite0", "vit"]
+    run = predict.predict_images(classifiers, photos, names=names, thumbnail=32)
+    assert [p.image for p in run.predictions] == ["chelsea.png", "coffee.png"]
+    assert [f.image for f in run.failures] == ["bad.jpg"]
+    assert [max(t.size) for t in run.thumbnails] == [32, 32]
+    for i, prediction in enumerate(run.predictions):
+        assert [a.model for a in prediction.answers] == names
+        for a, clf in zip(prediction.answers, classifiers, strict=True):
+            assert a.classes == tuple(clf.classes) and a.ms > 0
+            np.testing.assert_allclose(a.probs, clf.predict(photos[2 * i].getvalue())[0],
+                                       atol=1e-5)
+        top1 = {a.model: a.label for a in prediction.answers}
+        assert (prediction.majority, list(prediction.dissenters)) == predict.agreement(top1)
+        np.testing.assert_allclose(prediction.ensemble.probs,
+                                   predict.ensemble([a.probs for a in prediction.answers]))
+
+
 def test_short_names_drop_the_dataset_folder(checkpoint_root):
     entries, _ = scan(checkpoint_root)
     assert [e.name for e in frames.short_names(entries, "shapes")] == \

@@ -1,14 +1,16 @@
 """Cached loading for the app: models once per process (``st.cache_resource`` keyed by the
 checkpoint folder plus the weights' modification time, so a retrained checkpoint is reloaded),
-and everything derived from stored files or uploads through ``st.cache_data``. Importing it
-does not import torch: that happens when the first model loads."""
+and everything derived from stored files or uploads through ``st.cache_data``. A page loads its
+models once (:func:`load_model`) and hands the :class:`LoadedModel` s to the cached prediction
+and explanation, which hash their keys (folder, name, weights stamp), not the models. Importing
+it does not import torch: that happens when the first model loads."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -27,7 +29,9 @@ from fvcore.evaluation.evaluate import Predictions, read_predictions
 from fvcore.inference.images import load_image
 
 if TYPE_CHECKING:
+    from fvcore.explain.cam import CamView
     from fvcore.inference.classifier import Classifier
+    from fvcore.inference.predict import PredictionRun
 
 
 def _mtime(path: Path) -> float:
@@ -60,9 +64,30 @@ def _load(path: str, stamp: float) -> Classifier:
     return load_checkpoint(path, name=path)  # the path: unique, whatever a page calls the model
 
 
-def load_model(entry: Entry) -> Classifier:
-    """The entry's classifier, loaded once per process (keyed by its folder)."""
-    return _load(str(entry.path), _stamp(entry, WEIGHTS))
+@dataclass(frozen=True)
+class LoadedModel:
+    """A sidebar entry and its classifier, loaded from the weights of modification time
+    ``stamp``."""
+
+    entry: Entry
+    classifier: Classifier
+    stamp: float
+
+    @property
+    def name(self) -> str:
+        """The name the pages show."""
+        return self.entry.name
+
+    @property
+    def key(self) -> tuple[str, str, float]:
+        """What cached results are keyed on in place of the model: folder, name, weights stamp."""
+        return str(self.entry.path), self.entry.name, self.stamp
+
+
+def load_model(entry: Entry) -> LoadedModel:
+    """The entry's classifier, loaded once per process (keyed by its folder and weights)."""
+    stamp = _stamp(entry, WEIGHTS)
+    return LoadedModel(entry, _load(str(entry.path), stamp), stamp)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -105,7 +130,7 @@ def _latency_store() -> dict[tuple[str, float], float]:
 
 def measure_latency(entry: Entry) -> float:
     """Load the model and time one-image forward passes (median of 5); remembered per process."""
-    ms = load_model(entry).latency_ms()
+    ms = load_model(entry).classifier.latency_ms()
     _latency_store()[(str(entry.path), _stamp(entry, WEIGHTS))] = ms
     return ms
 
@@ -122,51 +147,37 @@ def latencies(entries: Sequence[Entry]) -> dict[str, float]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def predict_files(paths: tuple[str, ...], names: tuple[str, ...], stamps: tuple[float, ...],
-                  files: tuple[tuple[str, bytes], ...]) -> dict:
-    """Every model on every file: {"images": [(name, thumbnail)], "errors": [{image, error}],
-    "probs": {model: (N x C, ms per image)}}. Cached on the files' bytes."""
-    from fvcore.inference.predict import batch_probs, load_images
+def predict_files(key: tuple[tuple[str, str, float], ...], _models: tuple[Classifier, ...],
+                  files: tuple[tuple[str, bytes], ...]) -> PredictionRun:
+    """Every model on every file, with 512-pixel thumbnails; cached on the models' ``key`` (one
+    :attr:`LoadedModel.key` each) and the files' bytes."""
+    from fvcore.inference.predict import predict_images
     sources = []
     for name, data in files:
         handle = io.BytesIO(data)
         handle.name = name
         sources.append(handle)
-    good, errors = load_images(sources)
-    models = [_load(p, s) for p, s in zip(paths, stamps, strict=True)]
-    found = batch_probs(models, [img for _, img in good]) if good else {}
-    probs = {name: found[m.name] for name, m in zip(names, models, strict=True) if m.name in found}
-    thumbs = []
-    for name, image in good:
-        image = image.copy()
-        image.thumbnail((512, 512))
-        thumbs.append((name, image))
-    return {"images": thumbs, "errors": errors, "probs": probs}
+    return predict_images(_models, sources, names=[name for _, name, _ in key], thumbnail=512)
 
 
-def predict(entries: Sequence[Entry], files: Sequence[tuple[str, bytes]]) -> dict:
-    """:func:`predict_files` for sidebar entries (models load once, results cached)."""
-    return predict_files(tuple(str(e.path) for e in entries), tuple(e.name for e in entries),
-                         tuple(_stamp(e, WEIGHTS) for e in entries), tuple(files))
+def predict(models: Sequence[LoadedModel], files: Sequence[tuple[str, bytes]]) -> PredictionRun:
+    """:func:`predict_files` for the page's loaded models (results cached)."""
+    return predict_files(tuple(m.key for m in models), tuple(m.classifier for m in models),
+                         tuple(files))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _explain(path: str, stamp: float, data: bytes, target: Optional[str], method: str,
-             score: bool) -> dict:
-    clf = _load(path, stamp)
+def _explain(key: tuple[str, str, float], _clf: Classifier, data: bytes, target: Optional[str],
+             method: str, score: bool) -> CamView:
     image = load_image(data, name="image")
-    target = target if target is None or target in clf.classes else None
-    result, faith = clf.explain(image, target, method, score=score)
-    return {"crop": clf.preset.crop(image), "heatmap": result.heatmap,
-            "probs": np.asarray(result.probs), "target": clf.classes[result.target],
-            "pred": clf.classes[int(np.argmax(result.probs))],
-            "pred_prob": float(np.max(result.probs)), "faithfulness": faith,
-            "ms": result.ms}
+    target = target if target is None or target in _clf.classes else None
+    return _clf.explain_view(image, target, method, score=score)
 
 
-def explain(entry: Entry, data: bytes, target: Optional[str], method: str, score: bool) -> dict:
-    """One model's CAM of an image, cached on (model, image bytes, target, method)."""
-    return _explain(str(entry.path), _stamp(entry, WEIGHTS), data, target, method, score)
+def explain(model: LoadedModel, data: bytes, target: Optional[str], method: str,
+            score: bool) -> CamView:
+    """One model's CAM of an image, cached on (model key, image bytes, target, method)."""
+    return _explain(model.key, model.classifier, data, target, method, score)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

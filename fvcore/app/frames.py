@@ -4,7 +4,7 @@ draw them."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,9 @@ import pandas as pd
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import Entry, status_tag
 from fvcore.checkpoints.history import read_history
+
+if TYPE_CHECKING:
+    from fvcore.inference.predict import ModelAnswer
 
 
 def short_names(entries: Sequence[Entry], dataset: str) -> list[Entry]:
@@ -237,3 +240,8 @@ def top_k(classes: Sequence[str], probs: np.ndarray, k: int) -> pd.DataFrame:
     order = np.argsort(-np.asarray(probs))[:k]
     return pd.DataFrame({"label": [classes[i] for i in order],
                          "prob": [float(probs[i]) for i in order]})
+
+
+def answer_top_k(answer: ModelAnswer, k: int) -> pd.DataFrame:
+    """:func:`top_k` of one model's answer."""
+    return pd.DataFrame(answer.top(k), columns=["label", "prob"])

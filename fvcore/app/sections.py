@@ -4,9 +4,8 @@ metrics panel shown for stored (Compare) and uploaded (Evaluate) predictions. Th
 page's table does not wait for them."""
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +13,9 @@ from fvcore.app import frames
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
+
+if TYPE_CHECKING:
+    from fvcore.inference.predict import ModelAnswer
 
 _PERCENT = ("accuracy", "ci_low", "ci_high", "macro_f1", "weighted_f1", "group_accuracy",
             "top3_accuracy", "best_val_acc", "share")
@@ -95,17 +97,18 @@ def model_card(entries: Sequence[Entry], order: Sequence[str], *, key: str) -> N
                            icon=":material/download:")
 
 
-def prediction_block(name: str, classes: Sequence[str], probs: np.ndarray, ms: float, k: int, *,
-                     groups: Mapping[str, str], dissent: bool, majority: Optional[str]) -> None:
+def prediction_block(answer: ModelAnswer, k: int, *, dissent: bool,
+                     majority: Optional[str]) -> None:
     """One model's answer for one image: top-1 as a metric, group, latency, top-k bars."""
     from fvcore.app import charts
-    top = frames.top_k(classes, probs, k)
+    top = frames.answer_top_k(answer, k)
     label, prob = top["label"][0], top["prob"][0]
     with st.container(border=True):
-        st.metric(name, label, f"{prob:.0%} probability", delta_color="off", delta_arrow="off")
-        details = [f"{ms:.1f} ms/image"]
-        if groups.get(label):
-            details.insert(0, groups[label])
+        st.metric(answer.model, label, f"{prob:.0%} probability", delta_color="off",
+                  delta_arrow="off")
+        details = [f"{answer.ms:.1f} ms/image"]
+        if answer.groups.get(label):
+            details.insert(0, answer.groups[label])
         st.caption(" · ".join(details))
         if dissent and majority:
             st.badge(f"differs from the majority ({majority})", icon=":material/call_split:",

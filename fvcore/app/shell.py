@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app.cache import load_model, measure_latency, scan_cached
+from fvcore.app.cache import LoadedModel, load_model, measure_latency, scan_cached
 from fvcore.app.frames import short_names
 from fvcore.checkpoints.catalog import Entry, Problem, datasets, status_tag
 from fvcore.datasets.folders import list_images
@@ -89,15 +89,14 @@ def checkpoints_default() -> str:
     return str(settings.checkpoints_root())
 
 
-def load_models(entries: Sequence[Entry]) -> list[Entry]:
-    """Load (or fetch from the cache) every entry; returns the entries that loaded (a failure
-    is shown as one line and that model skipped)."""
+def load_models(entries: Sequence[Entry]) -> list[LoadedModel]:
+    """Load (or fetch from the cache) every entry, once per page run: the models that loaded,
+    for the page to hand on (a failure is shown as one line and that model skipped)."""
     loaded = []
     with st.spinner(f"Loading {len(entries)} model(s)..."):
         for entry in entries:
             with guard(f"loading {entry.name}"):
-                load_model(entry)
-                loaded.append(entry)
+                loaded.append(load_model(entry))
     return loaded
 
 

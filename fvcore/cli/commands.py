@@ -172,13 +172,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_cam(args: argparse.Namespace) -> int:
     """Write a Grad-CAM overlay PNG for one image and one checkpoint."""
     classifier = load_checkpoint(args.checkpoint)
-    image = load_image(args.image)
-    result, score = classifier.explain(image, args.target, args.method, score=args.faithfulness)
+    cam = classifier.explain_view(load_image(args.image), args.target, args.method,
+                                  score=args.faithfulness)
     out = Path(args.out or Path(args.image).with_suffix(f".{args.method}.png").name)
-    overlay(classifier.preset.crop(image), result.heatmap, alpha=args.alpha).save(out)
-    label = classifier.classes[result.target]
-    extra = f", faithfulness (ROAD) {score:.3f}" if score is not None else ""
-    print(f"{out}: {args.method} for {label} (p={result.probs[result.target]:.3f}){extra}")
+    overlay(cam.crop, cam.heatmap, alpha=args.alpha).save(out)
+    extra = f", faithfulness (ROAD) {cam.faithfulness:.3f}" if cam.faithfulness is not None else ""
+    print(f"{out}: {args.method} for {cam.target} (p={cam.target_prob:.3f}){extra}")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from fvcore import settings
 from fvcore.cli import commands
 from fvcore.errors import FvError
-from fvcore.explain.cam import METHODS
+from fvcore.explain.cam import CAM_METHODS
 
 DESCRIPTION = "Train, evaluate, compare and explain image classifiers."
 
@@ -72,7 +72,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = add("cam", commands.cmd_cam)
     p.add_argument("image")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--method", default="gradcam", choices=METHODS)
+    p.add_argument("--method", default="gradcam", choices=tuple(CAM_METHODS))
     p.add_argument("--target", help="class name to explain (default: the predicted class)")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--faithfulness", action="store_true", help="also compute the ROAD score")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from types import MappingProxyType
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -13,18 +14,32 @@ from torch import nn
 
 from fvcore.errors import FvError
 
-METHODS = ("gradcam", "gradcam++", "eigencam", "layercam")
+
+@dataclass(frozen=True)
+class CamMethod:
+    """One CAM method: the label people read and the ``pytorch_grad_cam`` class computing it."""
+
+    label: str
+    cam_class: str
+
+
+CAM_METHODS: Mapping[str, CamMethod] = MappingProxyType({
+    "gradcam": CamMethod("Grad-CAM", "GradCAM"),
+    "gradcam++": CamMethod("Grad-CAM++", "GradCAMPlusPlus"),
+    "eigencam": CamMethod("EigenCAM", "EigenCAM"),
+    "layercam": CamMethod("LayerCAM", "LayerCAM"),
+})
+"""Every CAM method by name, in menu order: the CLI's ``cam --method`` choices, the Grad-CAM
+page's menu and :func:`compute_cam` read this one table."""
 
 
 def _cam_class(method: str):
-    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
-    classes = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM,
-               "layercam": LayerCAM}
+    import pytorch_grad_cam
     try:
-        return classes[method.lower()]
+        return getattr(pytorch_grad_cam, CAM_METHODS[method.lower()].cam_class)
     except KeyError:
         raise FvError(f"unknown CAM method {method!r}; "
-                      f"choose one of {', '.join(METHODS)}") from None
+                      f"choose one of {', '.join(CAM_METHODS)}") from None
 
 
 @dataclass
@@ -36,6 +51,33 @@ class CamResult:
     target: int               # class index explained
     method: str
     ms: float                 # wall time of the CAM computation
+
+
+@dataclass(frozen=True)
+class CamView:
+    """One model's CAM of one image as a page or the CLI shows it: the crop the model saw, the
+    heatmap over it, and what the model predicted and was asked to explain (by name)."""
+
+    crop: Image.Image         # the centre crop the model sees (heatmap-sized)
+    heatmap: np.ndarray       # H x W float32 in [0, 1]
+    probs: np.ndarray         # C probabilities of the same forward pass
+    target: str               # the class explained
+    target_index: int
+    predicted: str            # the most probable class
+    predicted_prob: float
+    faithfulness: Optional[float]   # ROAD score, None when not asked for
+    ms: float                 # wall time of the CAM computation
+    method: str               # a name of CAM_METHODS
+
+    @property
+    def target_prob(self) -> float:
+        """The probability of the explained class."""
+        return float(self.probs[self.target_index])
+
+    @property
+    def method_label(self) -> str:
+        """The method as people read it (``Grad-CAM++``)."""
+        return CAM_METHODS[self.method].label
 
 
 def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: Optional[int],
@@ -53,7 +95,7 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: 
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise FvError(f"CAM needs one RGB image tensor 1x3xHxW, got {tuple(x.shape)}")
-    cam_cls = _cam_class(method)
+    cam_cls, method = _cam_class(method), method.lower()
     start = time.perf_counter()
     # a fresh leaf, then one cheap op so that in-place ops after the layer (DenseNet's relu_)
     # act on a non-leaf tensor

@@ -12,7 +12,7 @@ from torch import nn
 
 from fvcore.checkpoints.card import ModelCard
 from fvcore.errors import FvError
-from fvcore.explain.cam import CamResult, compute_cam, faithfulness
+from fvcore.explain.cam import CamResult, CamView, compute_cam, faithfulness
 from fvcore.inference.images import ImageInput, ensure_rgb
 from fvcore.inference.logits import softmax
 from fvcore.inference.presets import EvalPreset
@@ -163,12 +163,25 @@ class Classifier:
                                  temperature=self.card.temperature) if score else None
         return result, faith
 
+    def explain_view(self, image: ImageInput, target: int | str | None = None,
+                     method: str = "gradcam", *, score: bool = False) -> CamView:
+        """:meth:`explain` as a page shows it: the crop the model saw, the heatmap, and the
+        explained and predicted classes by name (``method`` one of ``CAM_METHODS``)."""
+        image = ensure_rgb(image)
+        result, faith = self.explain(image, target, method, score=score)
+        predicted = int(np.argmax(result.probs))
+        return CamView(crop=self.preset.crop(image), heatmap=result.heatmap,
+                       probs=np.asarray(result.probs), target=self.classes[result.target],
+                       target_index=result.target, predicted=self.classes[predicted],
+                       predicted_prob=float(result.probs[predicted]), faithfulness=faith,
+                       ms=result.ms, method=result.method)
+
     def gradcam(self, image: ImageInput, target: int | str | None = None,
                 method: str = "gradcam") -> np.ndarray:
         """Heatmap (S x S float32 in [0, 1]) over the centre crop the model sees, S = the input
         size in the card; ``self.preset.crop(load_image(image))`` is that crop. ``target`` is a
-        class index or name (default: the predicted class); ``method`` one of
-        fvcore.explain.cam.METHODS."""
+        class index or name (default: the predicted class); ``method`` a name of
+        fvcore.explain.cam.CAM_METHODS."""
         return self.explain(image, target, method)[0].heatmap
 
     def latency_ms(self, *, repeats: int = 5) -> float:
