@@ -3,6 +3,7 @@ not), streamlit and plotly only in the app wing, and every late import listed wi
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,17 @@ def test_every_folder_says_what_it_holds():
     for folder in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"):
         init = folder / "__init__.py"
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), folder
+
+
+@pytest.mark.parametrize("package", sorted(n for n, p in MODULES.items() if p.name == "__init__.py"))
+def test_each_folder_exports_its_few_public_names(package):
+    """Every name a package's ``__init__`` promises resolves to the object its module defines."""
+    module = importlib.import_module(package)
+    exports = getattr(module, "EXPORTS", {})
+    for name, where in exports.items():
+        source = importlib.import_module(where if where.startswith("fvcore") else
+                                         f"{package}.{where}")
+        assert getattr(module, name) is getattr(source, name), f"{package}.{name}"
+    if exports:   # lazy (PEP 562): __all__ lists exactly the promised names
+        assert sorted(module.__all__) == sorted(exports)
+    assert all(hasattr(module, name) for name in getattr(module, "__all__", []))

@@ -5,7 +5,8 @@ from fvcore._lazy import lazy_exports
 
 EXPORTS = {"Classifier": "classifier", "load_image": "images", "discover": "loading",
            "load_checkpoint": "loading", "OnnxRunner": "runners", "Runner": "runners",
-           "TorchRunner": "runners", "ImagePrediction": "predict", "predict_all": "predict",
+           "TorchRunner": "runners", "ImageFailure": "predict", "ImagePrediction": "predict",
+           "ModelAnswer": "predict", "PredictionRun": "predict", "predict_all": "predict",
            "predict_images": "predict"}
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
