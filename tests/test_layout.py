@@ -160,7 +160,10 @@ def test_every_folder_says_what_it_holds():
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), folder
 
 
-@pytest.mark.parametrize("package", sorted(n for n, p in MODULES.items() if p.name == "__init__.py"))
+PACKAGES = sorted(n for n, p in MODULES.items() if p.name == "__init__.py")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_each_folder_exports_its_few_public_names(package):
     """Every name a package's ``__init__`` promises resolves to the object its module defines."""
     module = importlib.import_module(package)
