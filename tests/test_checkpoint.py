@@ -1,5 +1,6 @@
 """Checkpoint folders: float16 safetensors + card.json round-trip, discovery that skips broken
-folders with a reason, and the notebook importer."""
+folders with a reason, the notebook importer, and cards and predictions.csv written before test
+domains existed."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import datasets
 from fvcore.cli import main
 from fvcore.errors import CheckpointError, FvError
+from fvcore.evaluation.evaluate import read_predictions
 from fvcore.explain.cam import CAM_METHODS, _cam_class
 from fvcore.models.registry import create_model
 
@@ -26,13 +28,15 @@ def test_a_checkpoint_folder_holds_the_four_files(checkpoint_root):
     card = json.loads((folder / "card.json").read_text())
     assert list(card) == sorted(card)
     for key in ("arch", "classes", "groups", "image_size", "mean", "std", "init", "recipe",
-                "best_epoch", "params", "flops", "metrics"):
+                "best_epoch", "params", "flops", "metrics", "metrics_by_split"):
         assert key in card
     assert set(card["metrics"]) >= {"accuracy", "loss", "n_images", "dataset"}
+    [(domain, by_split)] = card["metrics_by_split"].items()         # one test folder: one domain
+    assert by_split == {**card["metrics"], "dataset": domain}
     header = (folder / "history.csv").read_text().splitlines()[0]
     assert header == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds"
     predictions = (folder / "predictions.csv").read_text().splitlines()
-    assert predictions[0] == "path,label,pred,p:circle,p:square,p:triangle"
+    assert predictions[0] == "path,label,pred,domain,p:circle,p:square,p:triangle"
     assert len(predictions) == 1 + card["metrics"]["n_images"]
 
 
@@ -164,3 +168,47 @@ def test_card_rejects_malformed_fields(tmp_path):
                                                     "std": [1] * 3}))
     with pytest.raises(CheckpointError, match="2\\+ distinct names"):
         ModelCard.read(tmp_path)
+
+
+def _old_style(folder):
+    """Rewrite a checkpoint as older fvcore wrote it: no domain column, no per-split metrics."""
+    lines = (folder / "predictions.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines]
+    (folder / "predictions.csv").write_text(
+        "\n".join(",".join(r[:3] + r[4:]) for r in rows) + "\n")
+    card = json.loads((folder / "card.json").read_text())
+    del card["metrics_by_split"]
+    (folder / "card.json").write_text(json.dumps(card))
+
+
+def test_an_old_card_and_predictions_csv_without_test_domains_still_load(checkpoint_root,
+                                                                         tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(checkpoint_root / "shapes" / "cnn", folder)
+    new = read_predictions(folder, ["circle", "square", "triangle"])
+    _old_style(folder)
+    assert "domain" not in (folder / "predictions.csv").read_text().splitlines()[0]
+    card = ModelCard.read(folder)
+    assert card.metrics_by_split == {} and card.schema_version == 1
+    old = read_predictions(folder, card.classes)
+    assert old.domain_names == ["shapes"]                    # one domain: the card's dataset
+    assert old.paths == new.paths and (old.labels == new.labels).all()
+    np.testing.assert_allclose(old.probs, new.probs)
+    assert len(old.subset("shapes").paths) == card.metrics["n_images"]
+    assert read_predictions(folder, card.classes, domain="shelf").domain_names == ["shelf"]
+    assert load_checkpoint(folder).card.metrics == card.metrics
+
+
+def test_predictions_subset_by_domain_and_refuse_an_unknown_one(checkpoint_root):
+    preds = read_predictions(checkpoint_root / "shapes" / "cnn", ["circle", "square", "triangle"])
+    [domain] = preds.domain_names
+    assert preds.subset(domain).paths == preds.paths
+    with pytest.raises(FvError, match="no test domain 'nope'"):
+        preds.subset("nope")
+
+
+def test_card_per_split_metrics_must_be_a_map_of_maps(tmp_path):
+    card = {"arch": "cnn", "classes": ["a", "b"], "image_size": 64, "mean": [0] * 3,
+            "std": [1] * 3, "metrics_by_split": {"shelf": 0.9}}
+    with pytest.raises(CheckpointError, match="'metrics_by_split' has the wrong type"):
+        ModelCard.from_dict(card)

@@ -1,8 +1,10 @@
-"""The command line: predict (JSON, exit codes), cam, evaluate, compare, archs, runs."""
+"""The command line: predict (JSON, exit codes), cam, evaluate (one test domain per folder),
+compare, archs, runs."""
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 
@@ -120,6 +122,30 @@ def test_evaluate_reproduces_the_card_accuracy_exactly(checkpoint_root, tiny_dat
     assert report["loss"] == pytest.approx(card.metrics["loss"], abs=1e-9)
     assert set(report) >= {"accuracy_ci95", "macro_f1", "weighted_f1", "per_class", "confusion",
                            "ece", "top3_accuracy", "group_accuracy"}
+
+
+def test_evaluate_tests_each_folder_as_its_own_domain_and_all_together(checkpoint_root,
+                                                                         tiny_data, tmp_path,
+                                                                         capsys):
+    wild = tmp_path / "wild"
+    shutil.copytree(tiny_data / "test", wild / "test", ignore=shutil.ignore_patterns("*_00[4-9]*"))
+    folder = checkpoint_root / "shapes" / "cnn"
+    args = ["evaluate", str(folder), "--data", str(tiny_data / "test"), "--data",
+            str(wild / "test")]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_split = report["metrics_by_split"]
+    assert list(by_split) == [tiny_data.name, "wild"]
+    assert [m["n_images"] for m in by_split.values()] == [24, 12] and report["n_images"] == 36
+    assert by_split[tiny_data.name]["accuracy"] == ModelCard.read(folder).metrics["accuracy"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [
+        f"{folder.name} on {tiny_data.name}", f"{folder.name} on wild", f"{folder.name} on all"]
+    shutil.copytree(tiny_data / "test" / "circle", wild / "test" / "hexagon")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "classes the model does not know: hexagon" in err and err.count("\n") == 1
 
 
 def test_compare_runs_mcnemar_and_a_soft_voting_ensemble(checkpoint_root, capsys):

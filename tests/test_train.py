@@ -1,18 +1,24 @@
 """Real training on tiny generated data: it learns, stops early, records its runs, writes the
-checkpoint format, and runs under torchrun with two CPU processes."""
+checkpoint format, runs under torchrun with two CPU processes, and trains on two dataset folders
+with each one's test split reported as its own test domain."""
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_dataset
 
 from fvcore import load_checkpoint
 from fvcore.checkpoints.card import ModelCard
+from fvcore.cli import main
+from fvcore.evaluation.evaluate import read_predictions
 from fvcore.training.recipe import TrainConfig
 from fvcore.training.runs import list_runs, run_epochs
 from fvcore.training.trainer import train
@@ -163,3 +169,92 @@ def test_distributed_training_with_two_cpu_processes(tmp_path, tiny_data):
     runs = list_runs(tmp_path / "runs.db")
     assert len(runs) == 1 and runs[0]["status"] == "finished"   # only rank 0 records
     assert len(list(csv.DictReader((out / "history.csv").open()))) == 2
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory, tiny_data):
+    """Two epochs through the CLI on tiny_data plus ``wild``, a folder with no triangles and no
+    square test images, named ``shapes`` on the card."""
+    root = tmp_path_factory.mktemp("combined")
+    wild = make_dataset(root / "wild", {"train": 8, "validation": 3, "test": 4}, seed=5)
+    for split in ("train", "validation", "test"):
+        shutil.rmtree(wild / split / "triangle")
+    shutil.rmtree(wild / "test" / "square")
+    out = root / "cnn"
+    argv = ["train", "--arch", "cnn", "--data", str(tiny_data), "--data", str(wild),
+            "--dataset-name", "shapes", "--out", str(out), "--pretrained", "none",
+            "--image-size", "32", "--batch-size", "16", "--lr", "3e-3", "--epochs", "2",
+            "--runs-db", str(root / "runs.db")]
+    assert main(argv) == 0
+    return tiny_data, wild, out, argv
+
+
+def test_two_folders_train_one_model_whose_card_reports_each_test_domain(combined):
+    tiny_data, wild, out, argv = combined
+    card = ModelCard.read(out)
+    assert card.dataset == "shapes" and card.classes == ["circle", "square", "triangle"]
+    assert card.command == shlex.join(["python", "-m", "fvcore", *argv])
+    sources = card.splits["sources"]
+    assert sources[tiny_data.name]["counts"] == {"train": 90, "validation": 18, "test": 24}
+    assert sources["wild"]["counts"] == {"train": 16, "validation": 6, "test": 4}
+    assert card.splits["counts"] == {"train": 106, "validation": 24, "test": 28}
+    by_split = card.metrics_by_split
+    assert list(by_split) == [tiny_data.name, "wild"]
+    assert [m["n_images"] for m in by_split.values()] == [24, 4]
+    assert sum(m["n_images"] for m in by_split.values()) == card.metrics["n_images"] == 28
+    assert sum(m["correct"] for m in by_split.values()) == card.metrics["correct"]
+    assert card.metrics["accuracy"] == card.metrics["correct"] / 28
+    assert set(by_split["wild"]) == set(card.metrics)        # the same keys per domain
+    assert by_split["wild"]["dataset"] == "wild" and card.metrics["dataset"] == "shapes"
+    assert card.calibration["n_images"] == 24                # the combined validation split
+    assert json.loads((out / "card.json").read_text())["schema_version"] == 1
+
+
+def test_predictions_csv_names_each_rows_test_domain_and_prefixes_paths_with_it(combined):
+    tiny_data, _, out, _ = combined
+    header = (out / "predictions.csv").read_text().splitlines()[0]
+    assert header.startswith("path,label,pred,domain,p:")
+    preds = read_predictions(out, ["circle", "square", "triangle"])
+    assert preds.domain_names == [tiny_data.name, "wild"]
+    wild = preds.subset("wild")
+    assert all(p.startswith("wild/test/circle/") for p in wild.paths) and len(wild.paths) == 4
+    assert all(p.startswith(f"{tiny_data.name}/test/") for p in preds.subset(tiny_data.name).paths)
+    assert (tiny_data.parent / preds.paths[0]).is_file()
+
+
+def test_evaluate_per_domain_reproduces_the_cards_per_split_numbers(combined, capsys):
+    tiny_data, wild, out, _ = combined
+    card = ModelCard.read(out)
+    before = (out / "predictions.csv").read_text()
+    assert main(["evaluate", str(out), "--data", str(tiny_data / "test"),
+                 "--data", str(wild / "test"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_images"] == 28 and report["accuracy"] == card.metrics["accuracy"]
+    for domain, m in card.metrics_by_split.items():
+        again = report["metrics_by_split"][domain]
+        assert again["accuracy"] == m["accuracy"] and again["n_images"] == m["n_images"]
+        assert again["loss"] == pytest.approx(m["loss"], abs=1e-6)
+    assert main(["evaluate", str(out), "--data", str(tiny_data / "test"),
+                 "--data", str(wild / "test"), "--save"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{out.name} on {tiny_data.name}: accuracy ")
+    assert lines[1].startswith(f"{out.name} on wild: accuracy ") and "on 4 images" in lines[1]
+    assert lines[2].startswith(f"{out.name} on all: accuracy ") and "on 28 images" in lines[2]
+    saved = ModelCard.read(out)
+    assert saved.metrics_by_split.keys() == card.metrics_by_split.keys()
+    for domain, m in card.metrics_by_split.items():
+        assert saved.metrics_by_split[domain]["accuracy"] == m["accuracy"]
+        assert saved.metrics_by_split[domain]["loss"] == pytest.approx(m["loss"], abs=1e-6)
+    after = (out / "predictions.csv").read_text()
+    assert [r.split(",")[:4] for r in after.splitlines()] == \
+        [r.split(",")[:4] for r in before.splitlines()]
+
+
+def test_calibrate_accepts_the_folders_a_combined_model_was_trained_on(combined, capsys):
+    tiny_data, wild, out, _ = combined
+    assert main(["calibrate", str(out), "--data", str(tiny_data), "--data", str(wild)]) == 0
+    card = ModelCard.read(out)
+    assert card.calibration["n_images"] == 24 and len(card.metrics_by_split) == 2
+    assert card.calibration["command"].endswith(f"--data {tiny_data} --data {wild}")
+    assert main(["calibrate", str(out), "--data", str(tiny_data)]) == 1
+    assert "not the dataset" in capsys.readouterr().err

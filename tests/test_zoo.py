@@ -51,6 +51,12 @@ def test_train_command_is_one_sorted_reproducible_line():
                     "--lr 0.002 --seed 7")
 
 
+def test_train_command_repeats_data_for_several_folders():
+    line = train_command("cnn", ["data/a", "data/b"], "out/cnn", {"epochs": 3})
+    assert line == ("python -m fvcore train --arch cnn --data data/a --data data/b --out out/cnn "
+                    "--epochs 3 --seed 0")
+
+
 def test_results_table_has_one_row_per_finished_model(tmp_path, checkpoint_root):
     root = tmp_path / "checkpoints"
     shutil.copytree(checkpoint_root, root)

@@ -12,6 +12,8 @@ from typing import Any, Optional
 from fvcore.errors import CheckpointError
 
 SCHEMA_VERSION = 1
+"""Fields added with a default (``metrics_by_split``) keep the version: older cards load with the
+default, and older readers skip fields they do not know."""
 
 
 @dataclass
@@ -37,6 +39,8 @@ class ModelCard:
     params: Optional[int] = None
     flops: Optional[int] = None
     metrics: dict[str, Any] = field(default_factory=dict)  # test: accuracy, loss, n_images, ...
+    # the same per test domain (the dataset folder test images came from): {domain: metrics}
+    metrics_by_split: dict[str, dict[str, Any]] = field(default_factory=dict)
     temperature: float = 1.0   # probabilities are softmax(logits / temperature)
     calibration: dict[str, Any] = field(default_factory=dict)  # how the temperature was fitted
     splits: dict[str, Any] = field(default_factory=dict)   # where each split came from

@@ -13,14 +13,15 @@ from pathlib import Path
 from fvcore import settings
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.importer import import_state_dict
-from fvcore.datasets.folders import class_folders, load_splits
+from fvcore.datasets.combine import load_datasets
 from fvcore.errors import FvError
 from fvcore.evaluation.calibration import summary
 from fvcore.evaluation.evaluate import (
     calibrate_and_test,
     compare,
     evaluate_predictions,
-    predict_samples,
+    metrics_by_split,
+    predict_folders,
     read_predictions,
     save_evaluation,
 )
@@ -59,37 +60,55 @@ def cmd_archs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_or_many(folders: list[str]) -> str | list[str]:
+    """A repeated ``--data``: one folder as a string (as older cards and configs have it)."""
+    return folders[0] if len(folders) == 1 else folders
+
+
+def _data_args(folders: list[str]) -> list[str]:
+    """``--data F`` for every folder, for a recorded command line."""
+    return [arg for folder in folders for arg in ("--data", str(folder))]
+
+
+def _accuracy_line(what: str, m: dict) -> str:
+    low, high = m["accuracy_ci95"]
+    return (f"{what}: accuracy {m['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}) "
+            f"on {m['n_images']} images, loss {m['loss']:.4f}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one architecture on an image-folder dataset."""
+    """Train one architecture on an image-folder dataset, or on several combined."""
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
               and v is not None}
-    card = train(TrainConfig(**fields))
+    command = shlex.join(["python", "-m", "fvcore", *getattr(args, "argv", sys.argv[1:])])
+    card = train(TrainConfig(**{**fields, "data": _one_or_many(args.data), "command": command}))
     if card is not None and card.metrics:
+        domains = card.metrics_by_split if len(card.metrics_by_split) > 1 else {}
+        for domain, m in domains.items():
+            print(f"{args.out}: test accuracy {m['accuracy']:.4f} on {m['n_images']} images "
+                  f"of {domain}")
         print(f"{args.out}: test accuracy {card.metrics['accuracy']:.4f} "
               f"on {card.metrics['n_images']} images")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a checkpoint on a labelled folder of class sub-folders."""
+    """Evaluate a checkpoint on labelled folders of class sub-folders, one test domain each."""
     classifier = load_checkpoint(args.checkpoint)
-    folder = Path(args.data)
-    folders = class_folders(folder)
-    unknown = sorted(set(folders) - set(classifier.classes))
-    if unknown:
-        raise FvError(f"classes the model does not know: {', '.join(unknown)}", source=str(folder))
-    index = {c: i for i, c in enumerate(classifier.classes)}
-    samples = [(p, index[c]) for c in sorted(folders) for p in folders[c]]
-    preds = predict_samples(classifier, samples, root=folder.parent)
+    sources = classifier.card.splits.get("sources")
+    preds = predict_folders(classifier, args.data,
+                            prefixed=isinstance(sources, dict) and len(sources) > 1)
     full = evaluate_predictions(preds, classifier.card.groups)
+    by_split = metrics_by_split(preds, classifier.card.groups)
     if args.save:
         save_evaluation(classifier, preds, full, dataset=classifier.card.dataset)
     if args.json:
-        _print_json(full)
+        _print_json({**full, "metrics_by_split": by_split})
         return 0
-    low, high = full["accuracy_ci95"]
-    print(f"{classifier.name}: accuracy {full['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}) "
-          f"on {full['n_images']} images, loss {full['loss']:.4f}")
+    if len(by_split) > 1:
+        for domain, m in by_split.items():
+            print(_accuracy_line(f"{classifier.name} on {domain}", m))
+    print(_accuracy_line(classifier.name + (" on all" if len(by_split) > 1 else ""), full))
     print(f"macro F1 {full['macro_f1']:.4f}  weighted F1 {full['weighted_f1']:.4f}  "
           f"ECE {full['ece']:.4f}  top-3 {full['top3_accuracy']:.4f}"
           + (f"  group accuracy {full['group_accuracy']:.4f}" if "group_accuracy" in full else ""))
@@ -106,15 +125,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for folder in args.checkpoints:
         classifier = load_checkpoint(folder)
         recipe = classifier.card.recipe
-        data = load_splits(args.data, val_fraction=float(recipe.get("val_fraction", 0.15)),
-                           seed=int(recipe.get("seed", 0)))
+        data = load_datasets(args.data, name=classifier.card.dataset,
+                             val_fraction=float(recipe.get("val_fraction", 0.15)),
+                             seed=int(recipe.get("seed", 0)))
         expected = recipe.get("dataset_fingerprint")
         if data.classes != classifier.classes or (expected and data.fingerprint() != expected):
             raise FvError(f"not the dataset {classifier.name} was trained on (classes or "
-                          "dataset fingerprint differ)", source=str(args.data))
+                          "dataset fingerprint differ)", source=", ".join(args.data))
         ece_before = classifier.card.metrics.get("ece")
         fit, full = calibrate_and_test(classifier, data, command=shlex.join(
-            ["python", "-m", "fvcore", "calibrate", str(folder), "--data", str(args.data)]))
+            ["python", "-m", "fvcore", "calibrate", str(folder), *_data_args(args.data)]))
         print(f"{folder}: {summary(fit)}; test ECE "
               + (f"{ece_before:.3f} -> " if ece_before is not None else "")
               + f"{full['ece']:.3f}, test loss {full['loss']:.4f}, accuracy "
@@ -206,8 +226,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_zoo(args: argparse.Namespace) -> int:
     """Train a whole zoo (resuming or skipping finished models), then refresh the README table."""
     if not args.table_only:
-        train_zoo(args.data, args.out, recipe=args.recipe, seed=args.seed, runs_db=args.runs_db,
-                  archs=args.archs.split(",") if args.archs else None)
+        if not args.data or not args.out:
+            raise FvError("zoo needs --data and --out (or --table-only)")
+        train_zoo(_one_or_many(args.data), args.out, recipe=args.recipe, seed=args.seed,
+                  runs_db=args.runs_db, archs=args.archs.split(",") if args.archs else None)
     if args.readme:
         update_readme(args.readme, "zoo", results_table(args.checkpoints))
         print(f"updated the results table in {args.readme}")

@@ -18,7 +18,13 @@ DESCRIPTION = "Train, evaluate, compare and explain image classifiers."
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True)
-    p.add_argument("--data", required=True, help="dataset folder with train/ [validation/] [test/]")
+    p.add_argument("--data", required=True, action="append",
+                   help="dataset folder with train/ [validation/] [test/]; repeat to train on "
+                        "several combined (classes matched by name, each test split its own "
+                        "test domain)")
+    p.add_argument("--dataset-name",
+                   help="the card's dataset (default: the folder's name, or the names joined "
+                        "with +)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--pretrained", help="auto | none | imagenet | PATH (default auto)")
     p.add_argument("--finetune", choices=("head", "partial", "full"))
@@ -54,12 +60,16 @@ def get_parser() -> argparse.ArgumentParser:
     _train_args(add("train", commands.cmd_train))
     p = add("evaluate", commands.cmd_evaluate)
     p.add_argument("checkpoint")
-    p.add_argument("--data", required=True, help="folder of class sub-folders (e.g. DIR/test)")
+    p.add_argument("--data", required=True, action="append",
+                   help="folder of class sub-folders (e.g. DIR/test); repeat for several test "
+                        "domains, each named by its dataset folder (DIR)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--save", action="store_true", help="rewrite predictions.csv and card metrics")
+    p.add_argument("--save", action="store_true",
+                   help="rewrite predictions.csv and the card's metrics (all and per domain)")
     p = add("calibrate", commands.cmd_calibrate)
     p.add_argument("checkpoints", nargs="+")
-    p.add_argument("--data", required=True, help="the dataset folder the models were trained on")
+    p.add_argument("--data", required=True, action="append",
+                   help="the dataset folder the models were trained on (repeat for several)")
     p = add("compare", commands.cmd_compare)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--json", action="store_true")
@@ -85,7 +95,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int)
     p.add_argument("--dataset", default="imported")
     p = add("zoo", commands.cmd_zoo)
-    p.add_argument("--data", help="dataset folder (its name picks the recipe)")
+    p.add_argument("--data", action="append",
+                   help="dataset folder (its name picks the recipe); repeat to combine several")
     p.add_argument("--out",
                    help="folder for the zoo's checkpoints, e.g. checkpoints/grocery-produce")
     p.add_argument("--recipe", help="recipe name (default: the dataset folder's name)")
@@ -130,6 +141,7 @@ def own_warnings_only() -> Iterator[None]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: run a subcommand; FvError becomes one line on stderr and exit status 1."""
     args = get_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # train records the exact command
     try:
         with own_warnings_only():
             return args.func(args)

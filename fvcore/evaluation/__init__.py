@@ -1,8 +1,11 @@
-"""Evaluation: metrics from stored probabilities, evaluating checkpoints on labelled folders,
-``predictions.csv``, temperature scaling, and the analyses the comparison dashboard shows."""
+"""Evaluation: metrics from stored probabilities, evaluating checkpoints on labelled folders (one
+test domain per folder, metrics over all and per domain), ``predictions.csv``, temperature
+scaling, and the analyses the comparison dashboard shows."""
 from fvcore._lazy import lazy_exports
 
-EXPORTS = {"Predictions": "evaluate", "compare": "evaluate", "evaluate_predictions": "evaluate",
-           "read_predictions": "evaluate", "calibrate": "calibration", "report": "metrics"}
+EXPORTS = {"Predictions": "predictions", "compare": "evaluate",
+           "evaluate_predictions": "evaluate", "metrics_by_split": "evaluate",
+           "predict_folders": "evaluate", "read_predictions": "predictions",
+           "concat_predictions": "predictions", "calibrate": "calibration", "report": "metrics"}
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

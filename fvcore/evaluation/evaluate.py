@@ -1,10 +1,10 @@
-"""Evaluate checkpoints on labelled image folders, store and read ``predictions.csv``, and compare
-models on shared test images (McNemar, soft-voting ensemble)."""
+"""Evaluate checkpoints on labelled image folders, one test domain per folder (the card's
+``metrics`` are over all test images, its ``metrics_by_split`` per domain), save the results
+(``predictions.csv`` lives in :mod:`fvcore.evaluation.predictions`), and compare models on shared
+test images (McNemar, soft-voting ensemble)."""
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
+import os
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
@@ -13,9 +13,11 @@ import numpy as np
 
 from fvcore.checkpoints.catalog import PREDICTIONS
 from fvcore.checkpoints.folder import atomic_write
+from fvcore.datasets.folders import labelled_samples
 from fvcore.errors import FvError
 from fvcore.evaluation.calibration import calibrate
 from fvcore.evaluation.metrics import log_loss, mcnemar, report, wilson_interval
+from fvcore.evaluation.predictions import Predictions, concat_predictions, read_predictions
 from fvcore.inference.images import load_image
 
 if TYPE_CHECKING:
@@ -24,54 +26,10 @@ if TYPE_CHECKING:
     from fvcore.datasets.folders import DataSplits
     from fvcore.inference.classifier import Classifier
 
-PROB_PREFIX = "p:"
-
-
-@dataclass
-class Predictions:
-    """Stored test predictions of one model: paths, true and predicted labels, probabilities."""
-
-    paths: list[str]
-    labels: np.ndarray      # true class indices
-    probs: np.ndarray       # N x C
-    classes: list[str]
-
-    @property
-    def preds(self) -> np.ndarray:
-        return self.probs.argmax(1)
-
-    def to_csv(self) -> str:
-        """CSV: path, label, pred, then one probability column per class (``p:<class>``)."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["path", "label", "pred", *[PROB_PREFIX + c for c in self.classes]])
-        rows = zip(self.paths, self.labels, self.preds, self.probs, strict=True)
-        for path, label, pred, row in rows:
-            writer.writerow([path, self.classes[label], self.classes[pred],
-                             *[f"{p:.6g}" for p in row]])
-        return out.getvalue()
-
-
-def read_predictions(folder: str | Path, classes: Sequence[str]) -> Optional[Predictions]:
-    """A checkpoint's ``predictions.csv`` (None when absent); columns must match ``classes``."""
-    path = Path(folder) / PREDICTIONS
-    if not path.is_file():
-        return None
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    header = rows[0] if rows else []
-    expected = ["path", "label", "pred", *[PROB_PREFIX + c for c in classes]]
-    if header != expected:
-        raise FvError("predictions.csv columns do not match the card's classes", source=str(folder))
-    index = {c: i for i, c in enumerate(classes)}
-    body = rows[1:]
-    try:
-        labels = np.array([index[r[1]] for r in body], dtype=np.int64)
-        probs = np.array([[float(x) for x in r[3:]] for r in body], dtype=np.float64)
-    except (KeyError, ValueError, IndexError) as exc:
-        raise FvError(f"malformed predictions.csv ({exc})", source=str(folder)) from None
-    return Predictions([r[0] for r in body], labels, probs.reshape(len(body), len(classes)),
-                       list(classes))
+__all__ = ["Predictions", "align", "calibrate_and_test", "calibrate_classifier", "card_metrics",
+           "compare", "evaluate_predictions", "metrics_by_split", "predict_folders",
+           "predict_samples", "read_predictions", "save_evaluation"]
+"""Predictions and read_predictions are re-exported: callers found them here first."""
 
 
 def _batches(classifier: Classifier, samples: Sequence[tuple[Path, int]], batch_size: int,
@@ -86,15 +44,38 @@ def _batches(classifier: Classifier, samples: Sequence[tuple[Path, int]], batch_
 
 
 def predict_samples(classifier: Classifier, samples: Sequence[tuple[Path, int]], *, root: Path,
-                    batch_size: int = 32,
+                    domain: Optional[str] = None,
+                    relative: Optional[Callable[[Path], str]] = None, batch_size: int = 32,
                     progress: Optional[Callable[[int, int], None]] = None) -> Predictions:
-    """Run ``classifier`` over labelled samples in batches; paths are stored relative to root."""
+    """Run ``classifier`` over labelled samples in batches; paths are stored relative to root
+    (or as ``relative`` names them), every row in test domain ``domain`` (default: root's name)."""
     probs = [classifier.predict_tensor(batch, batch_size=batch_size)
              for batch in _batches(classifier, samples, batch_size, progress)]
-    paths = [_relative(p, root) for p, _ in samples]
+    paths = [relative(p) if relative else _relative(p, root) for p, _ in samples]
     labels = np.array([label for _, label in samples], dtype=np.int64)
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes)))
-    return Predictions(paths, labels, matrix.astype(np.float64), list(classifier.classes))
+    return Predictions(paths, labels, matrix.astype(np.float64), list(classifier.classes),
+                       [domain or Path(root).name] * len(paths))
+
+
+def predict_folders(classifier: Classifier, folders: Sequence[str | Path], *,
+                    prefixed: bool = False, batch_size: int = 32) -> Predictions:
+    """Predict labelled folders of class sub-folders (e.g. ``DIR/test``), each its own test
+    domain named by its dataset folder (``DIR``); paths are relative to ``DIR``, and start with
+    ``DIR``'s name when ``prefixed`` (as in a combined dataset) or when there are several."""
+    folders = [Path(f) for f in folders]
+    names = [Path(os.path.abspath(f)).parent.name for f in folders]
+    if len(set(names)) < len(names):
+        raise FvError(f"two test folders belong to datasets of the same name: {', '.join(names)}")
+    prefixed = prefixed or len(folders) > 1
+    parts = []
+    for folder, name in zip(folders, names, strict=True):
+        root = folder.parent
+        samples = labelled_samples(folder, classifier.classes)
+        parts.append(predict_samples(
+            classifier, samples, root=root, domain=name, batch_size=batch_size,
+            relative=(lambda p, r=root, n=name: f"{n}/{_relative(p, r)}") if prefixed else None))
+    return concat_predictions(parts)
 
 
 def calibrate_classifier(classifier: Classifier, samples: Sequence[tuple[Path, int]], *,
@@ -112,16 +93,19 @@ def calibrate_classifier(classifier: Classifier, samples: Sequence[tuple[Path, i
 
 def calibrate_and_test(classifier: Classifier, data: DataSplits, *,
                        command: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit the temperature on ``data``'s validation split, predict its test split with it and
+    """Fit the temperature on ``data``'s validation split, predict its test domains with it and
     save both (card and ``predictions.csv``): the end of training and ``fvcore calibrate``.
     ``command`` goes into the calibration record when the fit was a separate step. Returns the
     record and the full test report."""
     fit = calibrate_classifier(classifier, data.splits["validation"])
     if command:
         fit["command"] = command
-    preds = predict_samples(classifier, data.splits["test"], root=data.root)
+    preds = concat_predictions([
+        predict_samples(classifier, samples, root=data.root, domain=domain,
+                        relative=data.relative)
+        for domain, samples in data.test_domains.items()])
     full = evaluate_predictions(preds, data.groups)
-    save_evaluation(classifier, preds, full, dataset=data.name)
+    save_evaluation(classifier, preds, full, dataset=data.name, groups=data.groups)
     return fit, full
 
 
@@ -145,13 +129,23 @@ def card_metrics(full: dict[str, Any], dataset: str) -> dict[str, Any]:
     return {"dataset": dataset, **{k: full[k] for k in keys if k in full}}
 
 
+def metrics_by_split(preds: Predictions,
+                     groups: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
+    """The card's summary (:func:`card_metrics`) of each test domain, in the domains' order."""
+    return {domain: card_metrics(evaluate_predictions(preds.subset(domain), groups), domain)
+            for domain in preds.domain_names}
+
+
 def save_evaluation(classifier: Classifier, preds: Predictions, full: dict[str, Any], *,
-                    dataset: str) -> None:
-    """Rewrite ``predictions.csv`` and the card's test metrics of a checkpoint folder."""
+                    dataset: str, groups: Optional[dict[str, str]] = None) -> None:
+    """Rewrite ``predictions.csv`` and the card's test metrics of a checkpoint folder: over all
+    test images and per test domain (``groups`` default: the card's)."""
     if classifier.path is None:
         raise FvError("this classifier was not loaded from a folder; nothing to save to")
     atomic_write(classifier.path / PREDICTIONS, preds.to_csv())
     classifier.card.metrics = card_metrics(full, dataset)
+    classifier.card.metrics_by_split = metrics_by_split(
+        preds, classifier.card.groups if groups is None else groups)
     atomic_write(classifier.path / "card.json", classifier.card.to_json())
 
 
@@ -165,7 +159,8 @@ def align(models: dict[str, Predictions]) -> tuple[list[str], dict[str, Predicti
     for name, p in models.items():
         where = {path: i for i, path in enumerate(p.paths)}
         idx = np.array([where[path] for path in order], dtype=np.int64)
-        aligned[name] = Predictions(order, p.labels[idx], p.probs[idx], p.classes)
+        aligned[name] = Predictions(order, p.labels[idx], p.probs[idx], p.classes,
+                                    [p.domains[i] for i in idx])
     return order, aligned
 
 

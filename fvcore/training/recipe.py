@@ -6,7 +6,8 @@ import math
 import shlex
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 from torch import nn
 
@@ -22,7 +23,7 @@ class TrainConfig:
     """Every knob of a training run (the CLI's arguments)."""
 
     arch: str
-    data: str
+    data: Union[str, list[str]]   # one dataset folder, or several combined (test domains apart)
     out: str
     pretrained: str = "auto"
     finetune: str = "full"
@@ -49,12 +50,20 @@ class TrainConfig:
     precision: str = "auto"
     runs_db: str = field(default_factory=lambda: str(settings.runs_db()))
     min_delta: float = 1e-4
+    dataset_name: Optional[str] = None   # the card's dataset (default: folder names joined by +)
     command: str = field(
         default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
 
+    @property
+    def folders(self) -> list[str]:
+        """The dataset folders, one or several."""
+        many = not isinstance(self.data, (str, Path))
+        return [str(d) for d in self.data] if many else [str(self.data)]
+
     def recipe(self) -> dict[str, Any]:
         """The training recipe as stored in the card (no paths, no run-control flags)."""
-        skip = {"data", "out", "resume", "runs_db", "command", "device", "workers"}
+        skip = {"data", "out", "resume", "runs_db", "command", "device", "workers",
+                "dataset_name"}
         return {"optimizer": "AdamW", "schedule": "linear warm-up + cosine decay",
                 **{k: v for k, v in asdict(self).items() if k not in skip}}
 

@@ -30,7 +30,8 @@ from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import CARD, HISTORY
 from fvcore.checkpoints.folder import atomic_write, rows_to_csv, save_checkpoint
 from fvcore.checkpoints.history import HISTORY_COLUMNS
-from fvcore.datasets.folders import DataSplits, load_splits
+from fvcore.datasets.combine import load_datasets
+from fvcore.datasets.folders import DataSplits
 from fvcore.evaluation.calibration import summary
 from fvcore.evaluation.evaluate import calibrate_and_test
 from fvcore.inference.loading import load_checkpoint
@@ -78,7 +79,8 @@ class Learner:
 def train(config: TrainConfig) -> Optional[ModelCard]:
     """Run the whole recipe; returns the finished card on rank 0 (None on other ranks)."""
     run = launch(config)
-    splits = load_splits(config.data, val_fraction=config.val_fraction, seed=config.seed)
+    splits = load_datasets(config.folders, name=config.dataset_name,
+                           val_fraction=config.val_fraction, seed=config.seed)
     resume = config.resume and (run.out / STATE).is_file()
     if config.resume and not resume and (finished := _finished_card(run.out)) is not None:
         return finished if run.rank == 0 else None
@@ -199,7 +201,9 @@ def _begin(run: Run, config: TrainConfig, data: Data, learner: Learner, init: st
                      command=config.command, hardware=run.hardware,
                      params=count_params(model), flops=count_flops(model.cpu(), run.eval_size),
                      splits={"provenance": splits.provenance, "carved": splits.carved,
-                             "counts": {k: len(v) for k, v in splits.splits.items()}})
+                             "counts": {k: len(v) for k, v in splits.splits.items()},
+                             "sources": {s.name: {"counts": s.counts, "provenance": s.provenance}
+                                         for s in splits.sources}})
     model.to(run.device)
     return card
 
@@ -253,8 +257,8 @@ def _epoch(run: Run, config: TrainConfig, data: Data, learner: Learner, card: Mo
 def _finish(run: Run, config: TrainConfig, data: Data, progress: Progress,
             stopped: bool) -> Optional[ModelCard]:
     """Wait for every rank; then, on rank 0, calibrate the best checkpoint on the validation split
-    (temperature scaling), test it exactly as ``fvcore evaluate`` will, complete its card, delete
-    the resume state and mark the run finished."""
+    (temperature scaling), test it exactly as ``fvcore evaluate`` will (on each test domain and
+    on all together), complete its card, delete the resume state and mark the run finished."""
     if run.world > 1:
         dist.barrier()
     if run.rank != 0:
@@ -272,6 +276,10 @@ def _finish(run: Run, config: TrainConfig, data: Data, progress: Progress,
     run.log.info(f"test accuracy {m['accuracy']:.4f} (95% CI {m['accuracy_ci95'][0]:.3f}-"
                  f"{m['accuracy_ci95'][1]:.3f}) loss {m['loss']:.4f} on {m['n_images']} images; "
                  f"best epoch {card.best_epoch} of {card.epochs_run}")
+    if len(card.metrics_by_split) > 1:
+        for domain, d in card.metrics_by_split.items():
+            run.log.info(f"  of which {domain}: test accuracy {d['accuracy']:.4f} loss "
+                         f"{d['loss']:.4f} on {d['n_images']} images")
     runs.end_run(config.runs_db, progress.run_id, "finished", final=card.metrics)
     return card
 

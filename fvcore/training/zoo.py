@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from fvcore import settings
 from fvcore.checkpoints.card import ModelCard
@@ -63,22 +63,29 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def train_command(arch: str, data: str, out: str, recipe: dict[str, Any], *, seed: int = 0) -> str:
-    """The single ``python -m fvcore train`` command line that a zoo entry runs."""
-    args = ["python", "-m", "fvcore", "train", "--arch", arch, "--data", data, "--out", out]
+def train_command(arch: str, data: str | Sequence[str], out: str, recipe: dict[str, Any], *,
+                  seed: int = 0) -> str:
+    """The single ``python -m fvcore train`` command line that a zoo entry runs (``--data`` once
+    per dataset folder)."""
+    folders = [data] if isinstance(data, str) else list(data)
+    args = ["python", "-m", "fvcore", "train", "--arch", arch,
+            *[arg for folder in folders for arg in ("--data", folder)], "--out", out]
     for key, value in sorted({**recipe, "seed": seed}.items()):
         args += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(args)
 
 
-def train_zoo(data: str, out: str, *, recipe: Optional[str] = None,
+def train_zoo(data: str | Sequence[str], out: str, *, recipe: Optional[str] = None,
               archs: Optional[Iterable[str]] = None, seed: int = 0,
               runs_db: Optional[str] = None) -> list[ModelCard]:
-    """Train (or resume, or skip when finished) every architecture of a zoo, one after another;
-    runs are recorded in ``runs_db`` (default :func:`fvcore.settings.runs_db`)."""
-    name = recipe or Path(data).resolve().name
+    """Train (or resume, or skip when finished) every architecture of a zoo, one after another,
+    on one dataset folder or several combined; runs are recorded in ``runs_db`` (default
+    :func:`fvcore.settings.runs_db`)."""
+    folders = [data] if isinstance(data, str) else list(data)
+    name = recipe or "+".join(Path(folder).resolve().name for folder in folders)
     if name not in RECIPES:
-        raise FvError(f"no zoo recipe for {name!r}; known: {', '.join(sorted(RECIPES))}")
+        raise FvError(f"no zoo recipe for {name!r} (pick one with --recipe); known: "
+                      f"{', '.join(sorted(RECIPES))}")
     chosen = list(archs or RECIPES[name])
     unknown = [a for a in chosen if a not in RECIPES[name]]
     if unknown:
@@ -87,7 +94,8 @@ def train_zoo(data: str, out: str, *, recipe: Optional[str] = None,
     for arch in chosen:
         folder = str(Path(out) / arch)
         knobs = RECIPES[name][arch]
-        config = TrainConfig(arch=arch, data=data, out=folder, seed=seed, resume=True,
+        config = TrainConfig(arch=arch, data=folders[0] if len(folders) == 1 else folders,
+                             out=folder, seed=seed, resume=True,
                              runs_db=runs_db or str(settings.runs_db()),
                              command=train_command(arch, data, folder, knobs, seed=seed), **knobs)
         card = train(config)
