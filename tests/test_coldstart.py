@@ -93,6 +93,18 @@ print(json.dumps({"first": first, "then": sorted(m for m in heavy if m in sys.mo
 """
 
 
+def test_loading_and_predicting_import_no_pandas_or_streamlit():
+    """The inference path (a server's workers, the CLI's predict) stays lean: pandas alone is
+    about 60 MB of resident memory before a single model is loaded."""
+    probe = ("import json, sys; import fvcore.inference.loading, fvcore.inference.predict; "
+             "print(json.dumps(sorted(m for m in ('pandas', 'streamlit', 'plotly', 'matplotlib') "
+             "if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
 @pytest.mark.parametrize("importer,imported", sorted(DEFERRED_IMPORTS))
 def test_each_late_import_keeps_something_heavy_out_of_the_start(importer, imported):
     """The importing module starts without anything heavy; the module it imports late brings

@@ -20,6 +20,8 @@ from fvcore.models.registry import get_spec
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+"""The columns of ``history.csv``, one row per epoch."""
 TRAIN_STATE = ".train"
 """The sub-folder a training run keeps its resume state in; gone once the run has finished."""
 MAX_HEADER_BYTES = 100_000_000   # the safetensors library refuses longer headers

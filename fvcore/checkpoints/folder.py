@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import CARD, HISTORY, PREDICTIONS, TRAIN_STATE, WEIGHTS
-from fvcore.checkpoints.history import HISTORY_COLUMNS
+from fvcore.checkpoints.catalog import (
+    CARD,
+    HISTORY,
+    HISTORY_COLUMNS,
+    PREDICTIONS,
+    TRAIN_STATE,
+    WEIGHTS,
+)
 from fvcore.errors import CheckpointError, FvError
 from fvcore.models.registry import create_model
 

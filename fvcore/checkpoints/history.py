@@ -9,8 +9,6 @@ import pandas as pd
 
 from fvcore.checkpoints.catalog import HISTORY
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-
 
 def read_history(folder: str | Path) -> Optional[pd.DataFrame]:
     """A checkpoint's ``history.csv`` as a frame, or None when absent or unreadable."""

@@ -27,9 +27,8 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import CARD, HISTORY
+from fvcore.checkpoints.catalog import CARD, HISTORY, HISTORY_COLUMNS
 from fvcore.checkpoints.folder import atomic_write, rows_to_csv, save_checkpoint
-from fvcore.checkpoints.history import HISTORY_COLUMNS
 from fvcore.datasets.combine import load_datasets
 from fvcore.datasets.folders import DataSplits
 from fvcore.evaluation.calibration import summary
