@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from fvcore.models.registry import list_archs
-from fvcore.training.zoo import RECIPES, results_table, train_command, update_readme
+from fvcore.training.zoo import (
+    RECIPES,
+    results_table,
+    train_command,
+    update_readme,
+    zoo_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"cnn", "cnn_attention", "vgg16", "resnet50", "resnet50_attention", "densenet121",
@@ -93,3 +99,12 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path):
     fresh = tmp_path / "OTHER.md"
     update_readme(fresh, "zoo", "t")
     assert fresh.read_text() == "\n\n<!-- zoo:start -->\nt\n<!-- zoo:end -->\n"
+
+
+def test_a_combined_zoo_names_its_dataset_after_the_recipe():
+    folders = ["../shared/datasets/grocery-produce", "../shared/datasets/produce-wild"]
+    knobs = zoo_settings("produce", "efficientnet_lite0", folders)
+    assert knobs["dataset_name"] == "produce" and knobs["pretrained"] == "auto"
+    command = train_command("efficientnet_lite0", folders, "checkpoints/produce/x", knobs)
+    assert "--dataset-name produce" in command and command.count("--data ") == 2
+    assert "dataset_name" not in zoo_settings("grocery-produce", "cnn", folders[:1])

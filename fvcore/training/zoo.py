@@ -50,6 +50,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "resnet50_attention": {**_SCRATCH, "image_size": 96},
         "vgg16": {**_SCRATCH, "image_size": 64, "lr": 1e-3},
     },
+    # grocery-produce + produce-wild (--data twice, --recipe produce): shelf photos plus web and
+    # camera photos of the same 34 classes, for models that hold up on people's own photos
+    "produce": {
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 30, "patience": 5, "min_epochs": 22,
+                               "eval_size": 256, "eval_resize": 256},
+    },
     "hymenoptera": {
         # 245 training images: the frozen ImageNet backbone as feature extractor (the PyTorch
         # tutorial's second recipe). Chosen by validation loss over full fine-tuning with mixing
@@ -75,6 +81,13 @@ def train_command(arch: str, data: str | Sequence[str], out: str, recipe: dict[s
     return shlex.join(args)
 
 
+def zoo_settings(recipe: str, arch: str, folders: Sequence[str]) -> dict[str, Any]:
+    """The training settings of one zoo entry: the recipe's, plus the recipe's name as the
+    dataset name when several folders are combined (the card's dataset, which groups the
+    checkpoints in the app, e.g. ``produce``)."""
+    return {**RECIPES[recipe][arch], **({"dataset_name": recipe} if len(folders) > 1 else {})}
+
+
 def train_zoo(data: str | Sequence[str], out: str, *, recipe: Optional[str] = None,
               archs: Optional[Iterable[str]] = None, seed: int = 0,
               runs_db: Optional[str] = None) -> list[ModelCard]:
@@ -93,7 +106,7 @@ def train_zoo(data: str | Sequence[str], out: str, *, recipe: Optional[str] = No
     cards = []
     for arch in chosen:
         folder = str(Path(out) / arch)
-        knobs = RECIPES[name][arch]
+        knobs = zoo_settings(name, arch, folders)
         config = TrainConfig(arch=arch, data=folders[0] if len(folders) == 1 else folders,
                              out=folder, seed=seed, resume=True,
                              runs_db=runs_db or str(settings.runs_db()),
