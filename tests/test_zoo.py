@@ -88,6 +88,25 @@ def test_results_table_has_one_row_per_finished_model(tmp_path, checkpoint_root)
         (root / "shapes" / "efficientnet_lite0" / "card.json").read_text())["init"].startswith(
         "imagenet")
     assert "vit" not in "\n".join(rows)
+    assert "per test split" not in rows[0]                  # one test domain: no such column
+
+
+def test_results_table_shows_each_test_domain_and_the_gap(tmp_path, checkpoint_root):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoint_root, root)
+    card_path = root / "shapes" / "cnn" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["metrics_by_split"] = {"wild": {"accuracy": 0.304, "n_images": 40},
+                                "shelf": {"accuracy": 0.838, "n_images": 60}}
+    card_path.write_text(json.dumps(card))
+    rows = results_table(root, latency=False).splitlines()
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert header[5] == "per test split (points)" and rows[1].count("|") == rows[0].count("|")
+    cells = {r.split("|")[2].strip(): [c.strip() for c in r.strip("|").split("|")]
+             for r in rows[2:]}
+    assert cells["cnn"][5] == "shelf 83.8 · wild 30.4 (gap 53.4)"
+    assert cells["efficientnet_lite0"][5] == "–"
+    assert all(len(c) == len(header) for c in cells.values())
 
 
 def test_update_readme_replaces_only_the_marked_block(tmp_path):

@@ -135,17 +135,34 @@ def _table_order(entry: Any) -> tuple[str, float]:
     return entry.card.dataset, -entry.card.metrics.get("accuracy", 0)
 
 
+def split_accuracies(card: ModelCard) -> Optional[str]:
+    """``grocery-produce 84.1 · produce-wild 71.0 (gap 13.1)``: the test accuracy of each test
+    domain and the largest difference, or None for a card tested on one domain."""
+    by_split = card.metrics_by_split if isinstance(card.metrics_by_split, dict) else {}
+    accuracies = {name: m["accuracy"] for name, m in sorted(by_split.items())
+                  if isinstance(m, dict) and isinstance(m.get("accuracy"), (int, float))}
+    if len(accuracies) < 2:
+        return None
+    gap = max(accuracies.values()) - min(accuracies.values())
+    return " · ".join(f"{name} {_pct(value)}" for name, value in accuracies.items()) \
+        + f" (gap {_pct(gap)})"
+
+
 def results_table(root: str | Path, *, latency: bool = True) -> str:
-    """A markdown table of every finished checkpoint under ``root``, from its card."""
+    """A markdown table of every finished checkpoint under ``root``, from its card; a column of
+    accuracy per test domain appears when a model was tested on more than one."""
     entries, _ = scan(root)
+    finished = sorted((e for e in entries if e.card.metrics), key=_table_order)
+    splits = {e.name: split_accuracies(e.card) for e in finished}
+    per_split = any(splits.values())
     rows = ["| dataset | model | initialisation | image size | test accuracy (95% CI) "
-            "| macro F1 | group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) "
+            + ("| per test split (points) " if per_split else "")
+            + "| macro F1 | group accuracy | ECE | params | FLOPs | CPU latency | epochs (best) "
             "| training time (median epoch) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for entry in sorted(entries, key=_table_order):
+            "|---|---|---|---|---|" + ("---|" if per_split else "")
+            + "---|---|---|---|---|---|---|---|"]
+    for entry in finished:
         card, m = entry.card, entry.card.metrics
-        if not m:
-            continue
         low, high = m.get("accuracy_ci95", (None, None))
         init = "**ImageNet**" if card.pretrained else "from scratch"
         ms = "–"
@@ -154,9 +171,11 @@ def results_table(root: str | Path, *, latency: bool = True) -> str:
         minutes = (card.training_seconds or 0) / 60
         epoch = _median_epoch_seconds(entry.path)
         per_epoch = f" ({epoch:.0f} s)" if epoch is not None else ""
+        split = f" {splits[entry.name] or '–'} |" if per_split else ""
         rows.append(
             f"| {card.dataset} | {card.arch} | {init} | {card.size_label} | "
-            f"{_pct(m.get('accuracy'))}% ({_pct(low)}–{_pct(high)}) | {_pct(m.get('macro_f1'))} | "
+            f"{_pct(m.get('accuracy'))}% ({_pct(low)}–{_pct(high)}) |{split} "
+            f"{_pct(m.get('macro_f1'))} | "
             f"{_pct(m.get('group_accuracy'))} | {m.get('ece', float('nan')):.3f} | "
             f"{human(card.params or 0)} | {human(card.flops or 0)} | {ms} | "
             f"{card.epochs_run} ({card.best_epoch}){' early stop' if card.stopped_early else ''} | "
