@@ -64,6 +64,7 @@ preds, notes = cache.stored_predictions(sel.models)
 with metrics:
     for note in notes:
         st.caption(note)
+    preds, domain = sections.test_split(preds, key="compare_domain")
     if preds:
         with shell.guard("test metrics"):
             sections.metrics_panel(preds, sel.models[0].card.groups, key="compare")
@@ -74,6 +75,8 @@ with gallery:
     if not preds:
         st.info("No stored test predictions for the selected models.")
     else:
+        if domain:
+            st.caption(f"Test split: {domain} (chosen on the Test metrics tab)")
         a, b, c = st.columns([2, 3, 2])
         model = a.selectbox("Model", analysis.ranked_predictions(preds), key="gallery_model")
         which = b.selectbox("Show", list(analysis.MISTAKES), key="gallery_which",

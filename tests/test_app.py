@@ -2,6 +2,7 @@
 checkpoints, and the features of each page work (uploads, bad uploads, CAM grid, dashboard)."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -15,7 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from fvcore import settings
 from fvcore.app import cache, shell
+from fvcore.checkpoints.card import ModelCard
 from fvcore.datasets.zipdata import zip_bytes
+from fvcore.evaluation.evaluate import metrics_by_split, read_predictions
 from fvcore.explain.cam import CAM_METHODS
 from fvcore.training.runs import end_run, log_epoch, start_run
 
@@ -350,3 +353,66 @@ def test_home_keeps_unfinished_models_out_of_the_table_and_says_how_far_they_are
     assert sorted(at.sidebar.multiselect[0].options) == [
         "cnn", "running (training)", "unevaluated (not evaluated)"]
     assert len(at.sidebar.multiselect[0].value) == 3   # still selectable: best weights so far
+
+
+@pytest.fixture(scope="module")
+def domain_root(tmp_path_factory, checkpoint_root) -> Path:
+    """The fixture checkpoints tested on two domains: alternate test rows come from "shelf" and
+    "wild" in predictions.csv, and each card has the metrics of both."""
+    root = tmp_path_factory.mktemp("domain-checkpoints")
+    shutil.copytree(checkpoint_root / "shapes", root / "shapes")
+    for folder in (root / "shapes").iterdir():
+        card = ModelCard.read(folder)
+        preds = read_predictions(folder, card.classes)
+        preds.domains = ["shelf" if i % 2 == 0 else "wild" for i in range(len(preds.paths))]
+        (folder / "predictions.csv").write_text(preds.to_csv(), encoding="utf-8")
+        card.metrics_by_split = metrics_by_split(preds, card.groups)
+        (folder / "card.json").write_text(card.to_json(), encoding="utf-8")
+    return root
+
+
+def heatmap_counts(app: AppTest, title: str) -> np.ndarray:
+    """The cell values of the plotly heatmap whose title starts with ``title``."""
+    for chart in app.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if spec["layout"]["title"]["text"].startswith(title):
+            z = spec["data"][0]["z"]
+            if isinstance(z, dict):   # plotly's typed-array encoding
+                flat = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"])
+                shape = [int(n) for n in str(z.get("shape", len(flat))).split(",")]
+                return flat.reshape(shape)
+            return np.asarray(z, dtype=float)
+    raise AssertionError(f"no heatmap titled {title!r}")
+
+
+def test_two_test_domains_show_per_domain_accuracy_and_a_test_split_choice(
+        app, domain_root, monkeypatch):
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(domain_root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_failure(at)
+    home = at.dataframe[0].value
+    assert {"test_accuracy:shelf", "test_accuracy:wild", "domain_gap"} <= set(home.columns)
+    cards = {m: ModelCard.read(domain_root / "shapes" / m) for m in MODELS}
+    for row in home.itertuples():
+        wild = cards[row.model].metrics_by_split["wild"]["accuracy"]
+        assert home.loc[row.Index, "test_accuracy:wild"] == pytest.approx(wild * 100)
+
+    open_page(at, "pages/compare.py")
+    no_failure(at)
+    at.toggle(key="compare_cm_norm").set_value(False).run()
+    assert heatmap_counts(at, "Confusion matrix of").sum() == 24      # all test images
+    at.selectbox(key="compare_domain").set_value("wild").run()
+    no_failure(at)
+    model = at.selectbox(key="compare_cm_model").value
+    wild = read_predictions(domain_root / "shapes" / model, cards[model].classes).subset("wild")
+    expected = np.zeros((3, 3))
+    np.add.at(expected, (wild.labels, wild.preds), 1)   # that domain's rows alone
+    counts = heatmap_counts(at, "Confusion matrix of")
+    assert counts.sum() == 12 and (counts == expected).all()
+    assert any("Test split: wild" in c.value for c in at.caption)   # the gallery follows
+
+
+def test_one_test_domain_shows_no_test_split_choice(app):
+    open_page(app, "pages/compare.py")
+    no_failure(app)
+    assert not [s for s in app.selectbox if s.key == "compare_domain"]

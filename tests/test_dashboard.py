@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from fvcore.app import charts, frames, sections
+from fvcore.app import charts, domains, frames, sections
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import scan
+from fvcore.checkpoints.catalog import Entry, scan
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
@@ -336,3 +337,96 @@ def test_a_cards_facts_read_as_a_table_and_survive_odd_cards():
     assert list(odd_facts["what"]) == ["architecture", "initialisation", "dataset", "image size",
                                        "optimiser", "calibration"]
     assert odd_facts["value"].iloc[-1] == "temperature 1"
+
+
+def domain_card(by_split=None, splits=None, accuracy=0.6) -> ModelCard:
+    return ModelCard(arch="cnn", classes=["a", "b"], image_size=64, mean=[0, 0, 0],
+                     std=[1, 1, 1], metrics={"accuracy": accuracy, "n_images": 100,
+                                              "accuracy_ci95": [0.5, 0.7]},
+                     metrics_by_split=by_split or {}, splits=splits or {})
+
+
+def card_entry(name: str, card: ModelCard) -> Entry:
+    return Entry(name=name, path=Path(name), card=card)
+
+
+def test_models_table_has_a_column_per_test_domain_and_the_gap_only_with_two_domains():
+    two = domain_card({"shelf": {"accuracy": 0.84, "n_images": 60},
+                       "wild": {"accuracy": 0.30, "n_images": 40}})
+    one = domain_card({"shelf": {"accuracy": 0.7}})
+    table = frames.models_table([card_entry("two", two), card_entry("one", one)])
+    columns = list(table.columns)
+    at = columns.index("ci_high") + 1
+    assert columns[at:at + 3] == ["test_accuracy:shelf", "test_accuracy:wild", "domain_gap"]
+    assert list(table["test_accuracy:shelf"]) == [0.84, 0.7]
+    assert table["test_accuracy:wild"][0] == 0.30 and pd.isna(table["test_accuracy:wild"][1])
+    assert table["domain_gap"][0] == pytest.approx(54.0) and pd.isna(table["domain_gap"][1])
+    assert all(pd.api.types.is_float_dtype(table[c]) for c in columns[at:at + 3])  # sortable
+    shown = sections.display_frame(table, ["model", "accuracy", "ci_low", "ci_high"])
+    assert list(shown.columns) == ["model", "accuracy", "ci95", "test_accuracy:shelf",
+                                   "test_accuracy:wild", "domain_gap"]
+    assert shown["test_accuracy:shelf"][0] == pytest.approx(84.0)   # percent, like accuracy
+    config = sections.column_config(shown)
+    assert config["test_accuracy:wild"]["label"] == "Test accuracy: wild"
+    single = frames.models_table([card_entry("one", one), card_entry("none", domain_card())])
+    assert list(single.columns) == list(frames.TABLE_COLUMNS)
+
+
+@pytest.mark.parametrize("by_split", [
+    "shelf", ["shelf"], {"shelf": "high", "wild": {"accuracy": "x"}},
+    {"shelf": {"accuracy": True}, "wild": None}, {"shelf": {"accuracy": 0.5}, "wild": {}},
+    {1: {"accuracy": 0.5, "n_images": "many"}},
+])
+def test_malformed_domain_metrics_add_no_columns(by_split):
+    table = frames.models_table([card_entry("odd", domain_card(by_split))])
+    assert list(table.columns) == list(frames.TABLE_COLUMNS)
+    assert frames.card_facts(domain_card(by_split)) is not None
+
+
+def test_card_facts_list_the_sources_and_the_accuracy_per_domain():
+    card = domain_card(
+        {"grocery-produce": {"accuracy": 0.84, "n_images": 1704},
+         "produce-wild": {"accuracy": 0.3, "n_images": 220}},
+        {"sources": {"grocery-produce": {"counts": {"train": 1760, "validation": 212,
+                                                    "test": 1704}, "provenance": {}},
+                     "produce-wild": {"counts": {"train": 300, "test": 220},
+                                      "provenance": {"validation": "carved from train"}}}})
+    facts = dict(zip(*frames.card_facts(card).to_dict("list").values(), strict=True))
+    assert facts["source grocery-produce"] == "1,760 train · 212 validation · 1,704 test"
+    assert facts["source produce-wild"] == "300 train · 220 test"
+    assert facts["test accuracy: grocery-produce"] == "84.0% on 1,704 images"
+    assert facts["test accuracy: produce-wild"] == "30.0% on 220 images"
+    single = domain_card({"shelf": {"accuracy": 0.7}})
+    assert not any(w.startswith("test accuracy:")
+                   for w in frames.card_facts(single)["what"])
+
+
+@pytest.mark.parametrize("splits", [
+    {"sources": "grocery"}, {"sources": ["a", "b"]}, {"sources": {"a": "x", "b": None}},
+    {"sources": {"a": {"counts": "many", "provenance": 3}}},
+    {"sources": {"a": {"counts": {"train": "10", "test": True, "validation": None}}}},
+    {"sources": {"a": {"counts": {"train": 5}, "provenance": {"train": 7}}}},
+])
+def test_card_facts_survive_malformed_sources(splits):
+    card = domain_card(splits=splits)
+    card.splits = splits
+    facts = frames.card_facts(card)
+    sources = [v for w, v in zip(facts["what"], facts["value"], strict=True)
+               if w.startswith("source")]
+    assert sources in ([], ["5 train"])
+    card.splits = "not a dict"
+    card.metrics_by_split = "not a dict"
+    assert list(frames.card_facts(card)["what"])[:3] == ["architecture", "initialisation",
+                                                         "dataset"]
+
+
+def test_predictions_of_one_test_domain_for_every_model():
+    p = preds([0, 1, 2, 0], [0, 1, 0, 1])
+    p.domains = ["shelf", "wild", "shelf", "wild"]
+    q = preds([0, 1], [0, 1])
+    q.domains = ["shelf", "shelf"]
+    both = {"p": p, "q": q}
+    assert domains.test_domains(both) == ["shelf", "wild"]
+    wild, missing = domains.in_domain(both, "wild")
+    assert list(wild) == ["p"] and missing == ["q"] and list(wild["p"].labels) == [1, 0]
+    assert domains.in_domain(both, None) == (both, [])

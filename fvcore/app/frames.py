@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from fvcore.app import domains
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import Entry, status_tag
 from fvcore.checkpoints.history import read_history
@@ -40,7 +41,8 @@ def init_label(init: str) -> str:
 def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, float]] = None
                  ) -> pd.DataFrame:
     """One row per checkpoint: what it is, how good, how costly (numbers stay numeric so the
-    table sorts; the page formats them)."""
+    table sorts; the page formats them). When a card has two or more test domains, each domain's
+    accuracy and the gap between them (points) follow the overall accuracy."""
     latencies = latencies or {}
     rows = []
     for entry in entries:
@@ -59,7 +61,12 @@ def models_table(entries: Sequence[Entry], latencies: Optional[Mapping[str, floa
             "epochs": f"{card.best_epoch}/{card.epochs_run}" if card.epochs_run else None,
             "training_min": card.training_seconds / 60 if card.training_seconds else None,
         })
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    by_domain = domains.domain_table([entry.card for entry in entries])
+    at = table.columns.get_loc("ci_high") + 1
+    for i, column in enumerate(by_domain.columns):
+        table.insert(at + i, column, by_domain[column].to_numpy())
+    return table
 
 
 def card_facts(card: ModelCard) -> pd.DataFrame:
@@ -79,6 +86,7 @@ def card_facts(card: ModelCard) -> pd.DataFrame:
             n = counts[split]
             rows.append((f"{split} images", (f"{n:,}" if isinstance(n, int) else str(n))
                          + (f" · {origin[split]}" if origin.get(split) else "")))
+    rows += domains.source_rows(splits)
     rows.append(("image size", card.size_label
                  + (f", resized to {card.resize_size} first" if card.resize_size else "")))
     if r.get("finetune"):
@@ -124,6 +132,7 @@ def card_facts(card: ModelCard) -> pd.DataFrame:
         rows.append(("test accuracy", f"{m['accuracy']:.1%}"
                      + (f" on {m['n_images']:,} images" if isinstance(m.get("n_images"), int)
                         else "")))
+    rows += domains.accuracy_rows(card)
     if card.notes:
         rows.append(("notes", card.notes))
     return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["what", "value"])

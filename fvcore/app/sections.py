@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from fvcore.app import frames
+from fvcore.app import domains, frames
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
@@ -30,7 +30,15 @@ def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = Non
     config = {}
     for column in frame.columns:
         title = titles.get(column, column.replace("_", " ").capitalize())
-        if column in _PERCENT:
+        if domains.is_domain_column(column):
+            config[column] = st.column_config.NumberColumn(
+                domains.column_title(column), format="%.1f%%",
+                help="Accuracy on this test domain's images alone")
+        elif column == domains.GAP:
+            config[column] = st.column_config.NumberColumn(
+                "Domain gap (points)", format="%.1f",
+                help="Best minus worst test domain accuracy, in percentage points")
+        elif column in _PERCENT:
             config[column] = st.column_config.NumberColumn(title, format="%.1f%%")
         elif column in ("ece", "loss"):
             config[column] = st.column_config.NumberColumn(title, format="%.3f")
@@ -50,7 +58,13 @@ def column_config(frame: pd.DataFrame, titles: Optional[Mapping[str, str]] = Non
 def display_frame(frame: pd.DataFrame, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """The frame as shown: chosen columns, empty ones dropped (and the architecture when every
     model is named after it), rates in percent, the confidence interval as one ``low–high %``
-    column after the accuracy."""
+    column after the accuracy; per-domain accuracies and their gap (when the frame has them)
+    follow it even when ``columns`` does not name them."""
+    if columns:
+        columns = list(columns)
+        extra = [c for c in frame.columns if domains.is_domain_column(c) or c == domains.GAP]
+        at = columns.index("accuracy") + 1 if "accuracy" in columns else len(columns)
+        columns[at:at] = [c for c in extra if c not in columns]
     frame = frame[list(columns)] if columns else frame.copy()
     if {"model", "arch"} <= set(frame.columns) and frame["model"].equals(frame["arch"]):
         frame = frame.drop(columns="arch")
@@ -59,7 +73,7 @@ def display_frame(frame: pd.DataFrame, columns: Optional[Sequence[str]] = None) 
               for lo, hi in zip(frame.pop("ci_low"), frame.pop("ci_high"), strict=True)]
         frame.insert(list(frame.columns).index("accuracy") + 1 if "accuracy" in frame else 0,
                      "ci95", ci)
-    for column in _PERCENT:
+    for column in [*_PERCENT, *filter(domains.is_domain_column, frame.columns)]:
         if column in frame:
             frame[column] = frame[column].astype(float) * 100
     return frame.dropna(axis=1, how="all")
@@ -129,6 +143,23 @@ def grid(n: int, per_row: int = 4, *, at_least: int = 3) -> list:
 def plural(n: int, word: str) -> str:
     """``1 model``, ``3 models``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def test_split(preds: Mapping[str, Predictions], *, key: str
+               ) -> tuple[dict[str, Predictions], Optional[str]]:
+    """A "Test split" choice when the stored predictions span two or more test domains: every
+    model's predictions on all test images or on one domain (None: all, or a single domain)."""
+    names = domains.test_domains(preds)
+    if len(names) < 2:
+        return dict(preds), None
+    domain = st.selectbox("Test split", [None, *names], key=key,
+                          format_func=lambda d: "All test images" if d is None else d,
+                          help="The test images of one source dataset (test domain) alone: "
+                               "a model can do well on one and badly on another.")
+    chosen, missing = domains.in_domain(preds, domain)
+    if missing:
+        st.caption(f"No test images from {domain} for: {', '.join(missing)}")
+    return chosen, domain
 
 
 def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *,
