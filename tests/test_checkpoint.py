@@ -212,3 +212,10 @@ def test_card_per_split_metrics_must_be_a_map_of_maps(tmp_path):
             "std": [1] * 3, "metrics_by_split": {"shelf": 0.9}}
     with pytest.raises(CheckpointError, match="'metrics_by_split' has the wrong type"):
         ModelCard.from_dict(card)
+
+
+def test_a_card_gives_its_accuracy_per_test_domain_and_skips_malformed_entries():
+    card = ModelCard(arch="cnn", classes=["a", "b"], image_size=32, mean=[0.5] * 3, std=[0.5] * 3,
+                     metrics_by_split={"shelf": {"accuracy": 0.838}, "wild": {"accuracy": 0.3},
+                                       "odd": {"accuracy": True}, "none": {"n_images": 4}})
+    assert card.split_accuracies() == {"shelf": 0.838, "wild": 0.3}

@@ -26,13 +26,6 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def domain_accuracies(card: ModelCard) -> dict[str, float]:
-    """The card's test accuracy per domain (``metrics_by_split``), malformed entries left out."""
-    by_split = card.metrics_by_split if isinstance(card.metrics_by_split, dict) else {}
-    return {str(domain): float(m["accuracy"]) for domain, m in by_split.items()
-            if isinstance(m, dict) and _number(m.get("accuracy"))}
-
-
 def is_domain_column(column: str) -> bool:
     """True for a per-domain accuracy column of the model table."""
     return str(column).startswith(PREFIX)
@@ -46,7 +39,7 @@ def column_title(column: str) -> str:
 def domain_table(cards: Sequence[ModelCard]) -> pd.DataFrame:
     """One row per card: its accuracy in each test domain and the gap between its best and worst
     domain (points). No columns unless some card has two or more domains."""
-    accs = [domain_accuracies(card) for card in cards]
+    accs = [card.split_accuracies() for card in cards]
     if not any(len(a) >= 2 for a in accs):
         return pd.DataFrame(index=range(len(cards)))
     domains = list(dict.fromkeys(d for a in accs for d in a))
@@ -78,7 +71,7 @@ def source_rows(splits: Any) -> list[tuple[str, str]]:
 def accuracy_rows(card: ModelCard) -> list[tuple[str, str]]:
     """The card's test accuracy per domain as rows, when it has two or more domains."""
     by_split = card.metrics_by_split if isinstance(card.metrics_by_split, dict) else {}
-    if len(domain_accuracies(card)) < 2:
+    if len(card.split_accuracies()) < 2:
         return []
     rows = []
     for domain, m in by_split.items():

@@ -122,6 +122,14 @@ class ModelCard:
         """The group of a class (e.g. fruit/vegetable), or None when the card has no groups."""
         return self.groups.get(label)
 
+    def split_accuracies(self) -> dict[str, float]:
+        """Test accuracy per test domain (``metrics_by_split``); an entry without a numeric
+        accuracy is left out (cards come from users)."""
+        by_split = self.metrics_by_split if isinstance(self.metrics_by_split, dict) else {}
+        return {str(domain): float(m["accuracy"]) for domain, m in by_split.items()
+                if isinstance(m, dict) and isinstance(m.get("accuracy"), (int, float))
+                and not isinstance(m.get("accuracy"), bool)}
+
 
 def _matches(value: Any, hint: Any) -> bool:
     """Whether a JSON value has the type of a card field (bool is not a number here)."""

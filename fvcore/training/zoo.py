@@ -138,9 +138,7 @@ def _table_order(entry: Any) -> tuple[str, float]:
 def split_accuracies(card: ModelCard) -> Optional[str]:
     """``grocery-produce 84.1 · produce-wild 71.0 (gap 13.1)``: the test accuracy of each test
     domain and the largest difference, or None for a card tested on one domain."""
-    by_split = card.metrics_by_split if isinstance(card.metrics_by_split, dict) else {}
-    accuracies = {name: m["accuracy"] for name, m in sorted(by_split.items())
-                  if isinstance(m, dict) and isinstance(m.get("accuracy"), (int, float))}
+    accuracies = dict(sorted(card.split_accuracies().items()))
     if len(accuracies) < 2:
         return None
     gap = max(accuracies.values()) - min(accuracies.values())
