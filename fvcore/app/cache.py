@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from fvcore.checkpoints.catalog import (
+    CARD,
     HISTORY,
     PREDICTIONS,
     WEIGHTS,
@@ -54,7 +55,7 @@ def scan_cached(root: str | Path) -> tuple[list[Entry], list[Problem]]:
     """``checkpoint.scan`` (cards and weight headers only), redone when a card or weights file
     changes."""
     folders = checkpoint_folders(root)
-    signature = tuple((str(f), _mtime(f / "card.json"), _mtime(f / WEIGHTS)) for f in folders)
+    signature = tuple((str(f), _mtime(f / CARD), _mtime(f / WEIGHTS)) for f in folders)
     return _scan(str(root), signature)
 
 
@@ -130,8 +131,9 @@ def _latency_store() -> dict[tuple[str, float], float]:
 
 def measure_latency(entry: Entry) -> float:
     """Load the model and time one-image forward passes (median of 5); remembered per process."""
-    ms = load_model(entry).classifier.latency_ms()
-    _latency_store()[(str(entry.path), _stamp(entry, WEIGHTS))] = ms
+    model = load_model(entry)
+    ms = model.classifier.latency_ms()
+    _latency_store()[(str(entry.path), model.stamp)] = ms
     return ms
 
 

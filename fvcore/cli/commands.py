@@ -99,9 +99,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     preds = predict_folders(classifier, args.data,
                             prefixed=isinstance(sources, dict) and len(sources) > 1)
     full = evaluate_predictions(preds, classifier.card.groups)
-    by_split = metrics_by_split(preds, classifier.card.groups)
     if args.save:
         save_evaluation(classifier, preds, full, dataset=classifier.card.dataset)
+        by_split = classifier.card.metrics_by_split   # computed once, as saved
+    else:
+        by_split = metrics_by_split(preds, classifier.card.groups)
     if args.json:
         _print_json({**full, "metrics_by_split": by_split})
         return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from fvcore.checkpoints.catalog import PREDICTIONS
+from fvcore.checkpoints.catalog import CARD, PREDICTIONS
 from fvcore.checkpoints.folder import atomic_write
 from fvcore.datasets.folders import labelled_samples
 from fvcore.errors import FvError
@@ -146,7 +146,7 @@ def save_evaluation(classifier: Classifier, preds: Predictions, full: dict[str, 
     classifier.card.metrics = card_metrics(full, dataset)
     classifier.card.metrics_by_split = metrics_by_split(
         preds, classifier.card.groups if groups is None else groups)
-    atomic_write(classifier.path / "card.json", classifier.card.to_json())
+    atomic_write(classifier.path / CARD, classifier.card.to_json())
 
 
 def align(models: dict[str, Predictions]) -> tuple[list[str], dict[str, Predictions]]:
