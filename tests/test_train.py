@@ -135,6 +135,41 @@ def test_strong_augmentation_mixing_and_a_larger_test_resolution_are_recorded(tm
     assert load_checkpoint(out).preset.key[:2] == (40, 40)
 
 
+def test_a_warm_start_begins_from_the_checkpoints_weights_and_its_card_says_so(trained, tmp_path,
+                                                                                tiny_data):
+    import torch
+
+    from fvcore.checkpoints.folder import build_model
+    from fvcore.models.registry import create_model
+    from fvcore.training.warmstart import warm_start
+    source, source_card, _ = trained
+    model = build_model(source, source_card)
+    fresh, _ = create_model("cnn", len(source_card.classes), image_size=32)
+    label = warm_start(fresh, "cnn", source_card.classes, source)
+    assert label.startswith("none") and f"warm-started from the {source_card.dataset}" in label
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key].to(value.dtype), value), key
+    # one more epoch at a tiny learning rate keeps the source's accuracy: it did start from it
+    card = train(_config(tiny_data, tmp_path / "warm", init_from=str(source), epochs=1,
+                         lr=1e-6, augment=False))
+    assert "warm-started from" in card.init and not card.pretrained
+    assert card.metrics["accuracy"] >= source_card.metrics["accuracy"] - 0.1
+
+
+@pytest.mark.parametrize("change, message", [({"arch": "cnn_attention"}, "from a cnn checkpoint"),
+                                             ({"classes": ["a", "b"]}, "classes differ")])
+def test_a_warm_start_from_another_architecture_or_other_classes_is_refused(trained, change,
+                                                                          message):
+    from fvcore.errors import FvError
+    from fvcore.models.registry import create_model
+    from fvcore.training.warmstart import warm_start
+    source, card, _ = trained
+    arch, classes = change.get("arch", "cnn"), change.get("classes", card.classes)
+    model, _ = create_model(arch, len(classes), image_size=32)
+    with pytest.raises(FvError, match=message):
+        warm_start(model, arch, classes, source)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"augment_policy": "wild"}, "--augment-policy"), ({"mix": -1.0}, "--mix"),
     ({"eval_size": 48, "eval_resize": 40}, "--eval-resize"),

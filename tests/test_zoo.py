@@ -29,6 +29,14 @@ def test_the_grocery_zoo_has_every_required_architecture_and_hymenoptera_its_thr
     assert REQUIRED <= set(list_archs())
 
 
+def test_the_produce_zoo_has_every_architecture_the_from_scratch_ones_warm_started():
+    assert set(RECIPES["produce"]) == REQUIRED
+    for arch, recipe in RECIPES["produce"].items():
+        if arch != "efficientnet_lite0":
+            assert recipe["init_from"] == f"checkpoints/grocery-produce/{arch}"
+            assert recipe["image_size"] == RECIPES["grocery-produce"][arch]["image_size"]
+
+
 def test_only_efficientnet_lite0_asks_for_imagenet_weights():
     for zoo in RECIPES.values():
         for arch, recipe in zoo.items():
@@ -41,14 +49,48 @@ def shipped_cards() -> list[Path]:
     return sorted(ROOT / p for p in listed if p.endswith("card.json"))
 
 
+def _sources(data: dict) -> list[str]:
+    """The dataset folders a card was trained on (several for a combined zoo such as produce)."""
+    return list(data.get("splits", {}).get("sources", {})) or [data["dataset"]]
+
+
 @pytest.mark.parametrize("card", shipped_cards(), ids=lambda p: f"{p.parent.parent.name}/"
                                                                 f"{p.parent.name}")
 def test_every_shipped_card_records_the_command_its_zoo_recipe_runs(card):
     data = json.loads(card.read_text())
-    dataset, arch = card.parent.parent.name, card.parent.name
-    expected = train_command(arch, f"../shared/datasets/{dataset}",
-                             f"checkpoints/{dataset}/{arch}", RECIPES[dataset][arch])
+    group, arch = card.parent.parent.name, card.parent.name
+    folders = [f"../shared/datasets/{name}" for name in _sources(data)]
+    settings = zoo_settings(group, arch, folders)
+    expected = train_command(arch, folders[0] if len(folders) == 1 else folders,
+                             f"checkpoints/{group}/{arch}", settings)
     assert data["command"] == expected
+    assert data["recipe"]["image_size"] == settings.get("image_size", 224)
+    assert ("warm-started from" in data["init"]) == ("init_from" in settings)
+
+
+@pytest.mark.parametrize("card", shipped_cards(), ids=lambda p: f"{p.parent.parent.name}/"
+                                                                f"{p.parent.name}")
+def test_every_shipped_card_reports_each_test_domain_with_its_split_sizes(card):
+    """Per-split metrics add up to the overall ones, and each domain was tested on its whole
+    test split (checked against ../shared when the dataset is there)."""
+    data = json.loads(card.read_text())
+    sources, by_split = _sources(data), data.get("metrics_by_split", {})
+    if len(sources) < 2:
+        assert len(by_split) <= 1
+        return
+    assert sorted(by_split) == sorted(sources)
+    total = sum(m["n_images"] for m in by_split.values())
+    assert total == data["metrics"]["n_images"] == data["splits"]["counts"]["test"]
+    correct = sum(m["accuracy"] * m["n_images"] for m in by_split.values())
+    assert correct / total == pytest.approx(data["metrics"]["accuracy"], abs=1e-6)
+    for name, m in by_split.items():
+        counts = data["splits"]["sources"][name]["counts"]
+        assert m["n_images"] == counts["test"]
+        folder = ROOT.parent / "shared" / "datasets" / name
+        for split, n in counts.items():
+            if (folder / split).is_dir():
+                on_disk = sum(1 for f in (folder / split).rglob("*") if f.is_file())
+                assert on_disk == n, (name, split)
 
 
 def test_train_command_is_one_sorted_reproducible_line():
@@ -98,6 +140,7 @@ def test_results_table_shows_each_test_domain_and_the_gap(tmp_path, checkpoint_r
     card = json.loads(card_path.read_text())
     card["metrics_by_split"] = {"wild": {"accuracy": 0.304, "n_images": 40},
                                 "shelf": {"accuracy": 0.838, "n_images": 60}}
+    card["init"] += "; warm-started from the shelf checkpoint cnn (60 epochs on shelf only)"
     card_path.write_text(json.dumps(card))
     rows = results_table(root, latency=False).splitlines()
     header = [c.strip() for c in rows[0].strip("|").split("|")]
@@ -105,6 +148,8 @@ def test_results_table_shows_each_test_domain_and_the_gap(tmp_path, checkpoint_r
     cells = {r.split("|")[2].strip(): [c.strip() for c in r.strip("|").split("|")]
              for r in rows[2:]}
     assert cells["cnn"][5] == "shelf 83.8 · wild 30.4 (gap 53.4)"
+    assert cells["cnn"][2] == "from scratch (warm start: shelf checkpoint cnn (60 epochs on " \
+                              "shelf only))"
     assert cells["efficientnet_lite0"][5] == "–"
     assert all(len(c) == len(header) for c in cells.values())
 

@@ -27,6 +27,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "with +)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--pretrained", help="auto | none | imagenet | PATH (default auto)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="warm start: begin from this finished checkpoint folder (same "
+                        "architecture and classes) instead of --pretrained; the card says so")
     p.add_argument("--finetune", choices=("head", "partial", "full"))
     for flag, kind in (("--epochs", int), ("--batch-size", int), ("--lr", float),
                        ("--weight-decay", float), ("--image-size", int), ("--patience", int),

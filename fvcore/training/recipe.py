@@ -51,6 +51,7 @@ class TrainConfig:
     runs_db: str = field(default_factory=lambda: str(settings.runs_db()))
     min_delta: float = 1e-4
     dataset_name: Optional[str] = None   # the card's dataset (default: folder names joined by +)
+    init_from: Optional[str] = None      # a finished checkpoint folder to warm-start from
     command: str = field(
         default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
 
@@ -63,7 +64,7 @@ class TrainConfig:
     def recipe(self) -> dict[str, Any]:
         """The training recipe as stored in the card (no paths, no run-control flags)."""
         skip = {"data", "out", "resume", "runs_db", "command", "device", "workers",
-                "dataset_name"}
+                "dataset_name", "init_from"}   # a warm start is in the card's init
         return {"optimizer": "AdamW", "schedule": "linear warm-up + cosine decay",
                 **{k: v for k, v in asdict(self).items() if k not in skip}}
 

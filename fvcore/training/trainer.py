@@ -44,6 +44,7 @@ from fvcore.training.launch import Run, launch
 from fvcore.training.recipe import TrainConfig, configure_finetuning, param_groups, warmup_cosine
 from fvcore.training.state import STATE, Progress, clear_state, load_state, save_state
 from fvcore.training.steps import evaluate_loader, train_one_epoch
+from fvcore.training.warmstart import warm_start
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,13 @@ def _finished_card(out: Path) -> Optional[ModelCard]:
 def _model(run: Run, config: TrainConfig, splits: DataSplits,
            resume: bool) -> tuple[nn.Module, str]:
     """The model on the device, frozen as ``--finetune`` says, and its initialisation label (a
-    resumed run keeps the one in its best checkpoint's card)."""
+    warm start names its source checkpoint; a resumed run keeps the label of its best
+    checkpoint's card)."""
+    warm = config.init_from and not resume
     model, init = create_model(config.arch, len(splits.classes), image_size=run.size,
-                               pretrained="none" if resume else config.pretrained)
+                               pretrained="none" if resume or warm else config.pretrained)
+    if warm:
+        init = warm_start(model, config.arch, splits.classes, config.init_from)
     if resume and (run.out / CARD).is_file():
         init = ModelCard.read(run.out).init
     configure_finetuning(model, config.arch, config.finetune)
