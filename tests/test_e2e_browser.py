@@ -23,10 +23,11 @@ from appserver import (
     upload,
     visit,
 )
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data as skdata
 
 from fvcore import settings
+from fvcore.cli import main
 from fvcore.datasets.zipdata import zip_bytes
 from fvcore.training.runs import end_run, log_epoch, start_run
 
@@ -42,6 +43,7 @@ def server(chromium, tmp_path_factory, checkpoint_root, tiny_data):
     work = tmp_path_factory.mktemp("e2e")
     root = work / "checkpoints"
     shutil.copytree(checkpoint_root / "shapes", root / "shapes")
+    _test_on_two_domains(root / "shapes", tiny_data, work / "shapes-dark")
     (root / "shapes" / "broken").mkdir()
     (root / "shapes" / "broken" / "card.json").write_text('{"arch": "cnn"}')
     db = work / "runs.db"
@@ -57,6 +59,18 @@ def server(chromium, tmp_path_factory, checkpoint_root, tiny_data):
     with serve_app(env, work / "streamlit.log") as app:
         yield {"url": app.url, "work": work, "tiny_data": tiny_data, "process": app.process,
                "log": app.log}
+
+
+def _test_on_two_domains(group: Path, data: Path, dark: Path) -> None:
+    """Every model re-tested (``fvcore evaluate --save``) on the shapes test split and on the same
+    shapes in negative, a second test domain (``shapes-dark``), as a combined zoo's cards are."""
+    for image in (data / "test").rglob("*.png"):
+        target = dark / "test" / image.parent.name / image.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ImageOps.invert(Image.open(image).convert("RGB")).save(target)
+    for arch in MODELS:
+        assert main(["evaluate", str(group / arch), "--data", str(data / "test"),
+                     "--data", str(dark / "test"), "--save"]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +123,9 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     # then the home page
     visit(page, f"{server['url']}/", "Image-classifier workbench")
     assert page.get_by_text("shapes/broken").count() >= 1
+    # one accuracy column per test domain and the gap (the grid's accessible header cells)
+    page.get_by_role("columnheader", name="Test accuracy: shapes-dark", exact=True).wait_for()
+    page.get_by_role("columnheader", name="Domain gap (points)").wait_for()
     no_exception(page)
     snap(page, shots / "1-home.png")
 
@@ -122,12 +139,22 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
 
     visit(page, f"{server['url']}/compare", "Compare")
     page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_text("test accuracy: shapes-dark").count() >= 1   # the model card
     no_exception(page)
     snap(page, shots / "4-compare.png")
     for i, tab in enumerate(COMPARE_TABS):
         page.get_by_role("tab", name=tab).click()
         settle(page)
         snap(page, shots / f"4-compare-{i + 2}-{tab.split()[0].lower()}.png")
+    # one test domain alone: the metrics and the gallery follow the "Test split" choice
+    page.get_by_role("tab", name="Test metrics").click()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Test split").click()
+    page.get_by_role("option", name="shapes-dark").click()
+    settle(page)
+    page.get_by_role("tab", name="Misclassified images").click()
+    page.get_by_text("Test split: shapes-dark").first.wait_for()
+    no_exception(page)
+    snap(page, shots / "4-compare-8-one-test-split.png")
 
     archive = tmp_path / "shapes.zip"
     archive.write_bytes(zip_bytes({f"{p.parent.name}/{p.name}": p.read_bytes()
