@@ -93,7 +93,7 @@ def zoo_folder(chosen: Sequence[tuple[Path, str]], tmp: Path) -> Path:
 def choose_models(checkpoints: Path, archs: Optional[str], tmp: Path) -> list[tuple[Path, str]]:
     """(checkpoint folder, source) per model: shipped ones first, fresh builds for the rest."""
     shipped = {}
-    for entry in scan(checkpoints)[0]:
+    for entry in scan(checkpoints).entries:
         shipped.setdefault(entry.card.arch, entry.path)
     if archs is None and shipped:
         names = sorted(shipped)

@@ -24,6 +24,13 @@ ENV_CHROMIUM = "FVCORE_CHROMIUM"
 """The headless Chromium the browser test, the screenshots and the load benchmark drive."""
 ENV_SKIP_E2E = "FVCORE_SKIP_E2E"
 ENV_SCREENSHOTS = "FVCORE_SCREENSHOTS"
+ENV_PUBLIC = "FVCORE_PUBLIC"
+ENV_OPERATOR_TOKEN = "FVCORE_OPERATOR_TOKEN"
+ENV_OPERATOR_EMAILS = "FVCORE_OPERATOR_EMAILS"
+ENV_MAX_JOBS = "FVCORE_MAX_JOBS"
+ENV_SESSION_JOBS = "FVCORE_SESSION_JOBS"
+ENV_MAX_IMAGES = "FVCORE_MAX_IMAGES"
+ENV_MAX_EVAL_IMAGES = "FVCORE_MAX_EVAL_IMAGES"
 
 VARIABLES = {
     ENV_CHECKPOINTS: "the folder scanned for checkpoints (default: checkpoints/ in the repository)",
@@ -36,6 +43,20 @@ VARIABLES = {
     ENV_SKIP_E2E: "1 skips the browser tests (default: they run, and a missing Chromium fails)",
     ENV_SCREENSHOTS: "where the browser test saves its page screenshots (default: "
                      "artifacts/screenshots/)",
+    ENV_PUBLIC: "1 runs the app in public mode: roots from the settings only, no server paths, "
+                "operator-only pages refuse visitors (default: 0, the local workbench)",
+    ENV_OPERATOR_TOKEN: "a secret that, typed into the sidebar, makes a public-mode visitor the "
+                        "operator for that session (default: none)",
+    ENV_OPERATOR_EMAILS: "comma-separated e-mails that are the operator when signed in with "
+                         "st.login (secrets.toml [auth]) (default: none)",
+    ENV_MAX_JOBS: "expensive actions (predict, Grad-CAM, evaluate) running at once on the server "
+                  "(default: 2 in public mode, 0 = unlimited otherwise)",
+    ENV_SESSION_JOBS: "expensive actions one visitor may start per 10 minutes (default: 20 in "
+                      "public mode, 0 = unlimited otherwise)",
+    ENV_MAX_IMAGES: "photos one prediction may take (default: 16 in public mode, 0 = unlimited "
+                    "otherwise)",
+    ENV_MAX_EVAL_IMAGES: "images one evaluation zip may hold (default: 500 in public mode, 0 = "
+                         "the zip limits only)",
 }
 """Every variable and what it sets: the README's table is checked against this."""
 
@@ -111,3 +132,52 @@ def onnx_cache_dir() -> Path:
     """Where ONNX exports go when a checkpoint folder is read-only."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "fvcore" / "onnx"
+
+
+def _whole(name: str, default: int) -> int:
+    value = _get(name)
+    if not value:
+        return default
+    if not value.isdigit():
+        raise FvError(f"{name}={value!r} is not a whole number (0 = unlimited)")
+    return int(value)
+
+
+def public() -> bool:
+    """``$FVCORE_PUBLIC`` is 1 (or true/yes/on): the app runs in public mode."""
+    return _get(ENV_PUBLIC).lower() in ("1", "true", "yes", "on")
+
+
+def operator_token() -> str:
+    """``$FVCORE_OPERATOR_TOKEN``: the secret that makes a visitor the operator ("" = none)."""
+    return _get(ENV_OPERATOR_TOKEN)
+
+
+def operator_emails() -> frozenset[str]:
+    """``$FVCORE_OPERATOR_EMAILS`` (comma-separated, lower-cased): st.login users who are the
+    operator."""
+    return frozenset(e.strip().lower() for e in _get(ENV_OPERATOR_EMAILS).split(",") if e.strip())
+
+
+def max_jobs() -> int:
+    """``$FVCORE_MAX_JOBS``: expensive actions at once on the server (0 = unlimited); default 2
+    in public mode, unlimited otherwise."""
+    return _whole(ENV_MAX_JOBS, 2 if public() else 0)
+
+
+def session_jobs() -> int:
+    """``$FVCORE_SESSION_JOBS``: expensive actions per visitor per 10 minutes (0 = unlimited);
+    default 20 in public mode, unlimited otherwise."""
+    return _whole(ENV_SESSION_JOBS, 20 if public() else 0)
+
+
+def max_images() -> int:
+    """``$FVCORE_MAX_IMAGES``: photos per prediction (0 = unlimited); default 16 in public mode,
+    unlimited otherwise."""
+    return _whole(ENV_MAX_IMAGES, 16 if public() else 0)
+
+
+def max_eval_images() -> int:
+    """``$FVCORE_MAX_EVAL_IMAGES``: images per evaluation zip (0 = the zip limits only); default
+    500 in public mode."""
+    return _whole(ENV_MAX_EVAL_IMAGES, 500 if public() else 0)

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import cache, charts, frames, sections, shell
+from fvcore.app import access, cache, charts, frames, sections, shell
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 
@@ -38,8 +38,8 @@ with overview:
         if table["latency_ms"].isna().any() and st.button(
                 "Measure CPU latency", key="compare_measure", icon=":material/timer:",
                 help="Loads the selected models and times single-image predictions."):
-            shell.measure_latencies(sel.models)
-            st.rerun()
+            if shell.measure_latencies(sel.models):
+                st.rerun()
 
     st.subheader("How each model was trained")
     sections.model_card(sel.models, list(table["model"]), key="compare_card")
@@ -92,7 +92,8 @@ with gallery:
         if wrong.empty:
             st.success(f"{model} has no mistakes of this kind on the test images.")
         elif not any(found):
-            st.info(f"Test images not found under {', '.join(map(str, roots))}: set "
+            where = access.shown(", ".join(map(str, roots)), keep_local=True)
+            st.info(f"Test images not found under {where}: set "
                     f"FVCORE_DATA to the folder holding `{sel.dataset}/`.")
             sections.table(wrong, key="gallery_table")
         else:

@@ -3,7 +3,7 @@ import tempfile
 
 import streamlit as st
 
-from fvcore.app import sections, shell
+from fvcore.app import limits, sections, shell
 from fvcore.datasets.zipdata import describe_skipped, extract_labelled_zip
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import predict_samples
@@ -18,8 +18,11 @@ upload = st.file_uploader("Labelled zip", type=["zip"], key="eval_zip")
 if upload is None:
     st.stop()
 if st.button(f"Evaluate {len(sel.models)} model(s)", key="eval_run", type="primary"):
-    with shell.guard("evaluation"), tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp:
+    with (shell.guard("evaluation"), limits.action("evaluation") as act,
+          tempfile.TemporaryDirectory(prefix="fvcore-eval-") as tmp):
         data = extract_labelled_zip(upload.getvalue(), tmp)
+        limits.check_images(data.n_images, "evaluation")
+        act.charge()
         models = shell.load_models(sel.models)
         bar, preds, unknown = st.progress(0.0, text="Evaluating..."), {}, set()
         for i, model in enumerate(models):

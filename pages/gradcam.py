@@ -2,7 +2,7 @@
 score under each heatmap."""
 import streamlit as st
 
-from fvcore.app import cache, charts, sections, shell
+from fvcore.app import cache, charts, limits, sections, shell
 from fvcore.explain.cam import CAM_METHODS, overlay
 
 PREDICTED = "(each model's predicted class)"
@@ -32,7 +32,7 @@ if score:
 
 data = upload.getvalue()
 tiles = []
-with shell.guard("Grad-CAM"):
+with shell.guard("Grad-CAM"), limits.action("Grad-CAM"):
     models = shell.load_models(sel.models)
     for cell, model in zip(sections.grid(len(models)), models, strict=True):
         with cell, shell.guard(model.name):

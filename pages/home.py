@@ -2,7 +2,7 @@
 Reads cards only: no model is loaded unless latency is asked for."""
 import streamlit as st
 
-from fvcore.app import cache, frames, sections, shell
+from fvcore.app import access, cache, frames, sections, shell
 
 COLUMNS = ("model", "arch", "init", "accuracy", "ci_low", "ci_high", "macro_f1",
            "group_accuracy", "params_m", "gflops", "latency_ms", "image_size")
@@ -15,6 +15,7 @@ st.markdown("Compare image classifiers side by side: see every model's answer fo
 if sel.dataset:
     st.subheader(f"{sections.plural(len(sel.in_dataset), 'model')} trained on {sel.dataset}")
     notes = {e.name: frames.unevaluated_note(e) for e in sel.in_dataset}
+    notes = {name: note and access.shown(note, keep_local=True) for name, note in notes.items()}
     evaluated = [e for e in sel.in_dataset if notes[e.name] is None]
     table = frames.best_first(frames.models_table(evaluated,
                                                         cache.latencies(evaluated)))
@@ -30,17 +31,22 @@ if sel.dataset:
     if table["latency_ms"].isna().any() and st.button(
             "Measure CPU latency", key="home_latency", icon=":material/timer:",
             help="Loads every model of this dataset and times single-image predictions."):
-        shell.measure_latencies(sel.in_dataset)
-        st.rerun()
+        if shell.measure_latencies(sel.in_dataset):
+            st.rerun()
 else:
-    st.info(f"No checkpoints found in `{sel.root}`. Train some with `python -m fvcore zoo ...` "
-            "or point the sidebar's *Checkpoints folder* elsewhere.")
+    st.info(f"No checkpoints found in `{access.shown(str(sel.root), keep_local=True)}`. Train "
+            "some with `python -m fvcore zoo ...` or point the sidebar's *Checkpoints folder* "
+            "elsewhere.")
 
 if sel.problems:
     st.subheader(f"{sections.plural(len(sel.problems), 'checkpoint folder')} skipped")
-    st.warning("\n".join(f"- `{p.path}`: {p.reason}" for p in sel.problems),
+    st.warning("\n".join(f"- `{p.path}`: {access.shown(p.reason, sel.root)}"
+                         for p in sel.problems),
                icon=":material/warning:")
 
 st.subheader("Pages")
 for spec in shell.PAGES[1:]:
-    st.page_link(spec.path, label=f"**{spec.title}**: {spec.about}", icon=spec.icon)
+    if spec.operator and not access.is_operator():
+        st.caption(f"{spec.title}: {spec.about} (for the operator of this server)")
+    else:
+        st.page_link(spec.path, label=f"**{spec.title}**: {spec.about}", icon=spec.icon)

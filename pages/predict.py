@@ -1,7 +1,7 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore.app import cache, sections, shell
+from fvcore.app import cache, limits, sections, shell
 
 sel = shell.selection()
 st.title("Predict")
@@ -24,8 +24,9 @@ if not files:
     st.stop()
 
 with shell.guard("prediction"):
+    limits.check_images(len(files))
     models = shell.load_models(sel.models)
-    with st.spinner("Predicting..."):
+    with st.spinner("Predicting..."), limits.action("prediction"):
         run = cache.predict(models, files)
     for failure in run.failures:
         st.error(failure.message, icon=":material/broken_image:")

@@ -3,19 +3,25 @@ import time
 
 import streamlit as st
 
-from fvcore.app import charts, frames, sections, shell
+from fvcore.app import access, charts, frames, sections, shell
 from fvcore.training.runs import list_runs, run_epochs
 
 shell.selection()  # the shared sidebar
 st.title("Training runs")
-db = st.text_input("Run registry", value=shell.runs_db_default(), key="runs_db",
-                   help="The SQLite file `python -m fvcore train` records runs in.")
+db = shell.runs_db_default()
+if not access.public():   # a public server reads the operator's registry only
+    db = st.text_input("Run registry", value=db, key="runs_db",
+                       help="The SQLite file `python -m fvcore train` records runs in.")
 with shell.guard("reading the run registry"):
     runs = list_runs(db)
     if not runs:
-        st.info(f"No runs recorded in `{db}` yet.")
+        st.info(f"No runs recorded in `{access.shown(db, keep_local=True)}` yet.")
         st.stop()
-    sections.table(frames.runs_frame(runs, time.time()), key="runs_table")
+    table = frames.runs_frame(runs, time.time())
+    for column in ("out", "message"):
+        table[column] = [access.shown(v, keep_local=True) if isinstance(v, str) else v
+                         for v in table[column]]
+    sections.table(table, key="runs_table")
     by_id = {r["id"]: r for r in runs}
     run_id = st.selectbox("Run", list(by_id), key="runs_pick",
                           format_func=lambda i: f"{i} · {by_id[i]['arch']} on "
@@ -43,5 +49,6 @@ with shell.guard("reading the run registry"):
 
     curves()
     with st.expander("Arguments and outcome"):
-        st.json({"args": by_id[run_id]["args"], "final": by_id[run_id]["final"],
-                 "message": by_id[run_id]["message"]})
+        st.json(access.shown_value({"args": by_id[run_id]["args"],
+                                    "final": by_id[run_id]["final"],
+                                    "message": by_id[run_id]["message"]}))

@@ -2,9 +2,14 @@
 headless Chromium through Playwright. Uploads a photo on Predict, waits for every model's result,
 and saves a screenshot of every page to artifacts/screenshots/ (or $FVCORE_SCREENSHOTS).
 
+A second server runs in public mode with the settings of the README's Deploying command: no
+page shows a server path, the folder box is gone, operator pages refuse, Predict and Compare work.
+
 Set FVCORE_SKIP_E2E=1 to skip; otherwise a missing Chromium is a failure, not a silent skip."""
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import signal
 import time
@@ -27,6 +32,7 @@ from PIL import Image, ImageOps
 from skimage import data as skdata
 
 from fvcore import settings
+from fvcore.app.shell import PAGES
 from fvcore.cli import main
 from fvcore.datasets.zipdata import zip_bytes
 from fvcore.training.runs import end_run, log_epoch, start_run
@@ -34,6 +40,8 @@ from fvcore.training.runs import end_run, log_epoch, start_run
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP_E2E, reason=SKIP_REASON)]
 
 MODELS = ("cnn", "efficientnet_lite0", "vit")
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "e2e-operator-token"
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +82,42 @@ def _test_on_two_domains(group: Path, data: Path, dark: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser_page(server, chromium):
+def browser(chromium):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(WAIT_MS)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(WAIT_MS)
+    return page
+
+
+def deploying_settings() -> dict[str, str]:
+    """The FVCORE_* settings of the README's Deploying command."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying"):]
+    words = shlex.split(re.search(r"```bash\n(.+?)\n```", section, flags=re.S).group(1))
+    start = next(i for i, w in enumerate(words) if w.endswith("streamlit"))
+    assert words[start:start + 3][1:] == ["run", "app.py"]
+    return dict(w.split("=", 1) for w in words[:start])
+
+
+@pytest.fixture(scope="module")
+def public_server(server):
+    """`streamlit run app.py` with the README's deployment settings, over the same folders."""
+    env = deploying_settings()
+    assert env[settings.ENV_PUBLIC] == "1" and settings.ENV_OPERATOR_TOKEN in env
+    work = server["work"]
+    env.update({settings.ENV_CHECKPOINTS: str(work / "checkpoints"),
+                settings.ENV_RUNS_DB: str(work / "runs.db"),
+                settings.ENV_DATA: str(server["tiny_data"]), settings.ENV_OPERATOR_TOKEN: TOKEN})
+    with serve_app(env, work / "streamlit-public.log") as app:
+        yield {**server, "url": app.url, "process": app.process, "log": app.log}
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +208,68 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     no_exception(page)
     snap(page, shots / "6-runs.png")
     assert len(list(shots.glob("*.png"))) >= 6
+
+
+def test_public_mode_in_a_real_browser(browser, public_server, shots, tmp_path):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(WAIT_MS)
+    try:
+        walk_public_pages(page, public_server, shots, tmp_path)
+    except Exception:
+        snap(page, shots / "public-failure.png")
+        public_server["process"].send_signal(signal.SIGABRT)
+        time.sleep(2)
+        shutil.copy(public_server["log"], shots / "public-failure-streamlit.log")
+        raise
+
+
+def no_server_path(page, server) -> None:
+    text = page.locator('[data-testid="stApp"]').inner_text()
+    paths = [str(ROOT), str(server["work"]), str(server["tiny_data"]), "/tmp", "/root", "/etc"]
+    assert [p for p in paths if p in text] == [], text
+
+
+def walk_public_pages(page, server, shots: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(skdata.chelsea()).save(photo)
+    url = server["url"]
+
+    visit(page, f"{url}/predict", "Upload one or more photos")
+    assert page.get_by_label("Checkpoints folder").count() == 0    # no free path box
+    upload(page, photo)
+    for name in MODELS:
+        page.locator('[data-testid="stMetricLabel"]', has_text=name).first.wait_for()
+    settle(page)
+    no_exception(page)
+    no_server_path(page, server)
+    snap(page, shots / "public-2-predict.png")
+
+    visit(page, f"{url}/", "Image-classifier workbench")
+    assert page.get_by_text("shapes/broken").count() >= 1
+    no_server_path(page, server)
+
+    visit(page, f"{url}/compare", "Compare")
+    page.locator(".js-plotly-plot").first.wait_for()
+    no_exception(page)
+    no_server_path(page, server)
+    snap(page, shots / "public-4-compare.png")
+
+    visit(page, f"{url}/runs", "Training runs")
+    assert page.get_by_label("Run registry").count() == 0         # the operator's registry only
+    page.get_by_text("Arguments and outcome").click()
+    settle(page)
+    no_server_path(page, server)
+
+    for spec in (p for p in PAGES if p.operator):                  # every operator page refuses
+        visit(page, f"{url}/{Path(spec.path).stem}", spec.title)
+        page.get_by_text("is for the operator of this public server").wait_for()
+        no_server_path(page, server)
+
+    visit(page, f"{url}/", "Image-classifier workbench")
+    page.get_by_text("Operator sign-in").click()
+    token = page.get_by_label("Operator token", exact=True)
+    token.fill(TOKEN)
+    token.press("Enter")
+    page.get_by_text("Signed in as the operator.").wait_for()
+    settle(page)
+    no_exception(page)

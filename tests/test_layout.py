@@ -13,7 +13,7 @@ from fvcore._lazy import DEFERRED_IMPORTS
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fvcore"
 
-LAYERS = ["errors", "settings", "_lazy", "models", "checkpoints", "explain", "inference",
+LAYERS = ["errors", "settings", "walk", "_lazy", "models", "checkpoints", "explain", "inference",
           "datasets", "evaluation", "training", "app", "cli", "__main__", "__init__"]
 """fvcore's top-level modules and folders, lowest first: each may import only from those before
 it (and from itself)."""

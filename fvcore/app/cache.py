@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
+from fvcore.app import limits
 from fvcore.checkpoints.catalog import (
     CARD,
     HISTORY,
     PREDICTIONS,
     WEIGHTS,
     Entry,
-    Problem,
+    Scan,
     checkpoint_folders,
     scan,
 )
@@ -47,15 +48,15 @@ def _stamp(entry: Entry, filename: str) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _scan(root: str, signature: tuple) -> tuple[list[Entry], list[Problem]]:
+def _scan(root: str, signature: tuple) -> Scan:
     return scan(root)
 
 
-def scan_cached(root: str | Path) -> tuple[list[Entry], list[Problem]]:
+def scan_cached(root: str | Path) -> Scan:
     """``checkpoint.scan`` (cards and weight headers only), redone when a card or weights file
-    changes."""
-    folders = checkpoint_folders(root)
-    signature = tuple((str(f), _mtime(f / CARD), _mtime(f / WEIGHTS)) for f in folders)
+    changes (the walk that finds the folders is bounded, see :mod:`fvcore.walk`)."""
+    folders, truncated = checkpoint_folders(root)
+    signature = (truncated, *((str(f), _mtime(f / CARD), _mtime(f / WEIGHTS)) for f in folders))
     return _scan(str(root), signature)
 
 
@@ -154,6 +155,7 @@ def predict_files(key: tuple[tuple[str, str, float], ...], _models: tuple[Classi
     """Every model on every file, with 512-pixel thumbnails; cached on the models' ``key`` (one
     :attr:`LoadedModel.key` each) and the files' bytes."""
     from fvcore.inference.predict import predict_images
+    limits.charge()   # a cache miss: real work for the visitor's action
     sources = []
     for name, data in files:
         handle = io.BytesIO(data)
@@ -171,6 +173,7 @@ def predict(models: Sequence[LoadedModel], files: Sequence[tuple[str, bytes]]) -
 @st.cache_data(show_spinner=False, max_entries=64)
 def _explain(key: tuple[str, str, float], _clf: Classifier, data: bytes, target: Optional[str],
              method: str, score: bool) -> CamView:
+    limits.charge()
     image = load_image(data, name="image")
     target = target if target is None or target in _clf.classes else None
     return _clf.explain_view(image, target, method, score=score)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from fvcore.app import domains, frames
+from fvcore.app import access, domains, frames
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
@@ -101,12 +101,16 @@ def model_card(entries: Sequence[Entry], order: Sequence[str], *, key: str) -> N
     name = st.selectbox("Model", names, key=f"{key}_model")
     entry = by_name[name]
     left, right = st.columns([3, 2])
-    left.markdown(frames.facts_markdown(frames.card_facts(entry.card)))
+    facts = frames.card_facts(entry.card)
+    facts["value"] = [access.shown(v, keep_local=True) for v in facts["value"]]
+    left.markdown(frames.facts_markdown(facts))
     with right:
         if entry.card.command:
             st.caption("The exact training command")
-            st.code(entry.card.command, language="bash", wrap_lines=True)
-        st.download_button("card.json", entry.card.to_json(), file_name=f"{name}-card.json",
+            st.code(access.shown(entry.card.command, keep_local=True), language="bash",
+                    wrap_lines=True)
+        st.download_button("card.json", access.shown(entry.card.to_json(), keep_local=True),
+                           file_name=f"{name}-card.json",
                            mime="application/json", key=f"{key}_download",
                            icon=":material/download:")
 

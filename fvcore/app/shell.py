@@ -13,10 +13,12 @@ from typing import Iterator, Optional, Sequence
 import streamlit as st
 
 from fvcore import settings
+from fvcore.app import access, limits
+from fvcore.app.access import require_operator as require_operator  # pages: operator-only parts
 from fvcore.app.cache import LoadedModel, load_model, measure_latency, scan_cached
 from fvcore.app.frames import short_names
 from fvcore.checkpoints.catalog import Entry, Problem, datasets, status_tag
-from fvcore.datasets.folders import list_images
+from fvcore.datasets.folders import find_images
 from fvcore.errors import FvError
 
 log = logging.getLogger("fvcore.app")
@@ -27,13 +29,15 @@ _entry = threading.local()   # set while app.py runs the page (per script thread
 
 @dataclass(frozen=True)
 class PageSpec:
-    """One page of the app: its script, title and icon."""
+    """One page of the app: its script, title and icon; an ``operator`` page refuses public-mode
+    visitors in one line (see :mod:`fvcore.app.access`)."""
 
     path: str
     title: str
     icon: str
     about: str
     default: bool = False
+    operator: bool = False
 
 
 PAGES = (
@@ -63,23 +67,35 @@ class Selection:
     dataset: Optional[str] = None
     in_dataset: list[Entry] = field(default_factory=list)     # every checkpoint of the dataset
     models: list[Entry] = field(default_factory=list)         # the ones selected
+    truncated: Optional[str] = None                           # why the scan stopped early
 
 
 # -- errors -------------------------------------------------------------------------------------
 
 @contextmanager
 def guard(what: str = "") -> Iterator[None]:
-    """Show an FvError (or any unexpected error) as one ``st.error`` line, never a traceback;
-    the rest of the page still renders."""
+    """Show an FvError (or any unexpected error) as one ``st.error`` line, never a traceback,
+    with server paths as :func:`fvcore.app.access.shown` allows; the rest of the page still
+    renders. A visitor's limit (:class:`fvcore.app.limits.LimitError`) ends the outermost guard:
+    one line for the whole action, not one per model."""
+    depth = getattr(_entry, "guards", 0)
+    _entry.guards = depth + 1
+    root = getattr(st.session_state.get(SELECTION), "root", None)
     try:
         yield
+    except limits.LimitError as exc:
+        if depth:
+            raise
+        st.error(str(exc), icon=":material/hourglass:")
     except FvError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(access.shown(str(exc), root), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
         log.exception("unexpected error%s", f" in {what}" if what else "")
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = access.shown((str(exc).strip().splitlines() or [""])[0][:200], root)
         st.error(f"{what + ' failed: ' if what else ''}{type(exc).__name__}: {first}",
                  icon=":material/error:")
+    finally:
+        _entry.guards = depth
 
 
 # -- loading with feedback ----------------------------------------------------------------------
@@ -100,14 +116,19 @@ def load_models(entries: Sequence[Entry]) -> list[LoadedModel]:
     return loaded
 
 
-def measure_latencies(entries: Sequence[Entry]) -> None:
-    """Time every model's one-image forward pass, with a progress bar."""
-    bar = st.progress(0.0, text="Measuring latency...")
-    for i, entry in enumerate(entries):
-        with guard(f"timing {entry.name}"):
-            measure_latency(entry)
-        bar.progress((i + 1) / len(entries), text=f"Measured {entry.name}")
-    bar.empty()
+def measure_latencies(entries: Sequence[Entry]) -> bool:
+    """Time every model's one-image forward pass, with a progress bar (one limited action);
+    False when a visitor's limit refused it (the page shows why)."""
+    with guard("timing"), limits.action("timing") as act:
+        act.charge()
+        bar = st.progress(0.0, text="Measuring latency...")
+        for i, entry in enumerate(entries):
+            with guard(f"timing {entry.name}"):
+                measure_latency(entry)
+            bar.progress((i + 1) / len(entries), text=f"Measured {entry.name}")
+        bar.empty()
+        return True
+    return False
 
 
 def configure() -> None:
@@ -119,13 +140,21 @@ def configure() -> None:
 
 def navigation():
     """The app's navigation, built from :data:`PAGES`; returns the page to run."""
-    return st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default,
+    page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default,
                                   help=p.about) for p in PAGES])
+    _entry.page = page.title
+    return page
 
 
 @contextmanager
 def entrypoint() -> Iterator[None]:
-    """app.py runs the page inside this: the sidebar it rendered belongs to this run."""
+    """app.py runs the page inside this: the sidebar it rendered belongs to this run. An
+    operator page (``PageSpec.operator``) is not run for a public-mode visitor: its title and one
+    line instead."""
+    spec = next((p for p in PAGES if p.title == getattr(_entry, "page", None)), None)
+    if spec is not None and spec.operator and not access.is_operator():
+        st.title(spec.title)
+        access.require_operator(f"The {spec.title} page")
     _entry.active = True
     try:
         yield
@@ -136,17 +165,23 @@ def entrypoint() -> Iterator[None]:
 # -- the sidebar --------------------------------------------------------------------------------
 
 def sidebar() -> Selection:
-    """Render the sidebar (folder, dataset, models) and remember the choice for the pages."""
+    """Render the sidebar (folder, dataset, models) and remember the choice for the pages. In
+    public mode the folder is the operator's (the settings'), with no box to change it."""
     with st.sidebar:
-        st.text_input("Checkpoints folder", value=checkpoints_default(), key="checkpoints_dir",
-                      help=f"Scanned recursively for checkpoint folders (default from "
-                           f"${settings.ENV_CHECKPOINTS}).")
-        root = Path(st.session_state["checkpoints_dir"]).expanduser()
+        if access.public():
+            root = settings.checkpoints_root()
+        else:
+            st.text_input("Checkpoints folder", value=checkpoints_default(),
+                          key="checkpoints_dir", help=f"Scanned recursively for checkpoint "
+                          f"folders (default from ${settings.ENV_CHECKPOINTS}).")
+            root = Path(st.session_state["checkpoints_dir"]).expanduser()
         selection = Selection(root)
         if not root.is_dir():
-            st.error(f"{root}: folder not found")
+            st.error(f"{access.shown(str(root), keep_local=True)}: folder not found")
         else:
-            selection.entries, selection.problems = scan_cached(root)
+            found = scan_cached(root)
+            selection.entries, selection.problems = found.entries, found.problems
+            selection.truncated = found.truncated
         groups = datasets(selection.entries)
         if groups:
             names = sorted(groups, key=lambda d: (-len(groups[d]), d))
@@ -165,6 +200,9 @@ def sidebar() -> Selection:
             selection.models = [e for e in selection.in_dataset if e.name in chosen]
         st.caption(f"{len(selection.entries)} checkpoint(s) found, {len(selection.problems)} "
                    "skipped (see Home)")
+        if selection.truncated:
+            st.warning(selection.truncated, icon=":material/warning:")
+        access.sign_in_box()
     st.session_state[SELECTION] = selection
     return selection
 
@@ -187,17 +225,18 @@ def require_models(sel: Selection) -> None:
     if sel.models:
         return
     if not sel.entries:
-        st.info(f"No checkpoints found in `{sel.root}`. Train some (`python -m fvcore zoo ...`) "
-                "or point the sidebar's *Checkpoints folder* elsewhere.")
+        st.info(f"No checkpoints found in `{access.shown(str(sel.root), keep_local=True)}`. "
+                "Train some (`python -m fvcore zoo ...`) or point the sidebar's *Checkpoints "
+                "folder* elsewhere.")
     else:
         st.info("No model selected: pick at least one in the sidebar.")
     st.stop()
 
 
 def sample_images() -> list[Path]:
-    """Images of the ``$FVCORE_SAMPLES`` folder (none when unset or missing)."""
+    """Images of the ``$FVCORE_SAMPLES`` folder (none when unset or missing; a bounded walk)."""
     folder = settings.samples_dir()
-    return list_images(folder) if folder and folder.is_dir() else []
+    return find_images(folder).files if folder and folder.is_dir() else []
 
 
 def runs_db_default() -> str:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional
 from fvcore.checkpoints.card import ModelCard
 from fvcore.errors import CheckpointError, FvError
 from fvcore.models.registry import get_spec
+from fvcore.walk import walk
 
 WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "history.csv",
                                        "predictions.csv")
@@ -159,26 +160,38 @@ def read_entry(folder: str | Path, *, root: Optional[Path] = None) -> Entry:
     return Entry(name or folder.name, folder, card)
 
 
-def checkpoint_folders(root: str | Path) -> list[Path]:
-    """Every folder under ``root`` (recursively, sorted) holding a card or a weights file."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = {p.parent for pattern in (CARD, WEIGHTS) for p in root.rglob(pattern)
-             if not any(part.startswith(".") for part in p.relative_to(root).parts)}
-    return sorted(found)
+def checkpoint_folders(root: str | Path) -> tuple[list[Path], Optional[str]]:
+    """Every folder under ``root`` (sorted) holding a card or a weights file, found by a bounded
+    walk (:func:`fvcore.walk.walk`), and why the walk stopped early (None when it did not)."""
+    found = walk(root, lambda name: name in (CARD, WEIGHTS))
+    return sorted({p.parent for p in found.files}), found.truncated
 
 
-def scan(root: str | Path) -> tuple[list[Entry], list[Problem]]:
-    """Cheaply validate every checkpoint under ``root``: (good entries, problems)."""
+@dataclass(frozen=True)
+class Scan:
+    """A scan's valid entries, the folders skipped and, when the walk stopped early, why (one
+    line). Unpacks as ``entries, problems``."""
+
+    entries: list[Entry]
+    problems: list[Problem]
+    truncated: Optional[str] = None
+
+    def __iter__(self):
+        return iter((self.entries, self.problems))
+
+
+def scan(root: str | Path) -> Scan:
+    """Cheaply validate every checkpoint under ``root`` (a bounded walk): entries, problems and
+    whether the walk stopped early."""
     root = Path(root)
     entries, problems = [], []
-    for folder in checkpoint_folders(root):
+    folders, truncated = checkpoint_folders(root)
+    for folder in folders:
         try:
             entries.append(read_entry(folder, root=root))
         except FvError as exc:
             problems.append(Problem(folder.relative_to(root).as_posix() or ".", exc.reason))
-    return entries, problems
+    return Scan(entries, problems, truncated)
 
 
 def datasets(entries: Iterable[Entry]) -> dict[str, list[Entry]]:

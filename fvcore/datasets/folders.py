@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fvcore.errors import FvError
+from fvcore.walk import Walk, walk
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val", "valid"), "test": ("test",)}
@@ -26,6 +27,13 @@ def list_images(folder: Path) -> list[Path]:
     """Image files directly or recursively under ``folder``, sorted, hidden files skipped."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def find_images(folder: Path) -> Walk:
+    """Image files under a folder someone else chose (a sample folder, a data root), by a bounded
+    walk: no symlink out of it, at most :data:`fvcore.walk.MAX_ENTRIES` entries, and why it
+    stopped early."""
+    return walk(folder, lambda name: Path(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
 def class_folders(split_dir: Path) -> dict[str, list[Path]]:
