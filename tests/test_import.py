@@ -25,7 +25,7 @@ from fvcore.cli.parser import main
 from fvcore.errors import FvError
 from fvcore.inference import importing
 from fvcore.inference.importing import import_state_dict
-from fvcore.inference.loading import load_checkpoint
+from fvcore.inference.loading import discover, load_checkpoint
 
 SIZE, RESIZE = 64, 73          # small inputs keep the CNN tests fast (any size works for them)
 ATOL = 1e-4
@@ -311,3 +311,21 @@ def test_classes_from_a_folder_are_imagefolders_sorted_names(tmp_path):
     (tmp_path / "test").mkdir()
     with pytest.raises(FvError, match="pass .*train"):
         classes_from_folder(tmp_path)
+
+
+def test_a_hand_edited_card_of_an_imported_model_is_a_one_line_problem(small, tmp_path):
+    good = run_import(small, "timm:resnet18", 3, tmp_path / "ok" / "good").path
+    card = json.loads((good / "card.json").read_text())
+    for name, change in {"nohead": {"builder": {"head_path": "fc"}},
+                         "hub": {"arch": "timm:hf-hub:someone/model"},
+                         "nosuch": {"arch": "torchvision:no_such_net"}}.items():
+        folder = tmp_path / "ok" / name
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes())
+        (folder / "card.json").write_text(json.dumps({**card, **change}))
+    classifiers, problems = discover(tmp_path / "ok", backend="pytorch")
+    assert [c.name for c in classifiers] == ["good"]
+    reasons = {p.path: p.reason for p in problems}
+    assert "'builder' of timm:resnet18 must give" in reasons["nohead"]
+    assert "unknown architecture 'timm:hf-hub:someone/model'" in reasons["hub"]
+    assert "torchvision has no model 'no_such_net'" in reasons["nosuch"]

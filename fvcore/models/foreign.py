@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from fvcore.errors import FvError
@@ -37,7 +38,7 @@ def is_foreign(arch: str) -> bool:
 def split_arch(arch: str) -> tuple[str, str]:
     """``"timm:resnet18"`` -> ``("timm", "resnet18")``; an unknown library is an FvError."""
     library, _, name = arch.partition(":")
-    if library not in LIBRARIES or not name:
+    if library not in LIBRARIES or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise FvError(f"unknown architecture {arch!r}: write torchvision:NAME or timm:NAME")
     return library, name
 
@@ -59,7 +60,7 @@ def check_arch(arch: str, known: list[str]) -> None:
     if is_foreign(arch):
         library, name = split_arch(arch)
         names = library_models(library)
-        if name in names:
+        if name.split(".")[0] in names:   # timm's pretrained tags: convnext_tiny.fb_in1k
             return
         candidates = [f"{library}:{n}" for n in names]
     else:
@@ -75,6 +76,8 @@ def build_plain(arch: str, *, meta: bool = False) -> nn.Module:
     ``meta``: tensors without storage, for its layout alone (instant, no memory)."""
     import torch
     library, name = split_arch(arch)
+    if name.split(".")[0] not in library_models(library):   # nothing from a hub, ever
+        raise FvError(f"unknown architecture {arch!r}: {library} has no model {name!r}")
     with torch.device("meta" if meta else "cpu"):
         if library == "torchvision":
             import torchvision.models as tvm
