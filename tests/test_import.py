@@ -25,7 +25,7 @@ from fvcore.cli.parser import main
 from fvcore.errors import FvError
 from fvcore.inference import importing
 from fvcore.inference.importing import import_state_dict
-from fvcore.inference.loading import discover, load_checkpoint
+from fvcore.inference.loading import discover, load_checkpoint, onnx_export
 
 SIZE, RESIZE = 64, 73          # small inputs keep the CNN tests fast (any size works for them)
 ATOL = 1e-4
@@ -153,6 +153,8 @@ def test_a_torchvision_model_beyond_the_registry_runs_on_onnx_with_gradcam(tmp_p
     assert clf.backend == "onnx"
     np.testing.assert_allclose(clf.predict(PHOTOS), notebook_softmax(model), atol=ATOL)
     assert clf.cam_layer == "features" and clf.gradcam(PHOTOS[2]).shape == (SIZE, SIZE)
+    [export] = (result.path / ".onnx").glob("model-*.onnx")
+    assert onnx_export(result.path) == export.read_bytes()   # what Home's download serves
 
 
 def test_a_timm_model_in_timms_own_layout(tmp_path):
