@@ -112,10 +112,10 @@ def stock_cam_ms(clf: Classifier, x: torch.Tensor, rounds: int) -> float:
     from pytorch_grad_cam import GradCAM
 
     from fvcore.models.registry import get_submodule
-    layer = get_submodule(clf.model, clf.spec.cam_layer)
+    layer = get_submodule(clf.model, clf.cam_layer)
     clf.model.requires_grad_(True)
     try:
-        with GradCAM(model=clf.model, target_layers=[layer], reshape_transform=clf.spec.reshape) \
+        with GradCAM(model=clf.model, target_layers=[layer], reshape_transform=clf.cam_reshape) \
                 as cam:
             ms = interleaved({"cam": lambda: cam(input_tensor=x, targets=None)}, rounds)
             cam.outputs = None
@@ -134,10 +134,10 @@ def model_row(clf: Classifier, rate: float, *, rounds: int, stock: bool) -> dict
     from fvcore.models.registry import get_submodule
     x = clf.preprocess([load_image(sample_images(1)[0])])
     flops = count_flops(clf.model, clf.card.image_size)
-    layer = get_submodule(clf.model, clf.spec.cam_layer)
+    layer = get_submodule(clf.model, clf.cam_layer)
     t = interleaved({"eager": lambda: clf.torch_runner(x), "fast": lambda: clf.runner(x),
                      "cam": lambda: compute_cam(clf.model, layer, x, target=None,
-                                                reshape=clf.spec.reshape)}, rounds)
+                                                reshape=clf.cam_reshape)}, rounds)
     eager, fast, cam = (t[k]["best"] for k in ("eager", "fast", "cam"))
     floor = flops / rate * 1000.0
     return {"model": clf.name, "arch": clf.card.arch, "backend": clf.backend,

@@ -25,6 +25,9 @@ if sel.dataset:
         st.info("Not in the table yet (no test metrics; the other pages can use their "
                 "weights):\n" + "\n".join(f"- **{name}**: {note}" for name, note in
                                           notes.items() if note), icon=":material/hourglass:")
+    if sel.in_dataset:
+        st.caption("Download a model as ONNX (exported on the first click):")
+        sections.onnx_downloads(sel.in_dataset, key="home_onnx")
     others = sorted({e.card.dataset for e in sel.entries} - {sel.dataset})
     if others:
         st.caption(f"Other datasets (switch in the sidebar): {', '.join(others)}")

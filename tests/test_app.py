@@ -416,3 +416,71 @@ def test_one_test_domain_shows_no_test_split_choice(app):
     open_page(app, "pages/compare.py")
     no_failure(app)
     assert not [s for s in app.selectbox if s.key == "compare_domain"]
+
+
+# --- the Import page ---------------------------------------------------------------------------
+
+@pytest.fixture
+def import_app(checkpoint_root, tiny_data, tmp_path, monkeypatch) -> tuple[AppTest, Path]:
+    """The app over a fresh copy of one fixture checkpoint (imports write into it)."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoint_root / "shapes" / "cnn", root / "shapes" / "cnn")
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(root))
+    monkeypatch.setenv(settings.ENV_RUNS_DB, str(tmp_path / "runs.db"))
+    monkeypatch.setenv("FVCORE_DATA", str(tiny_data))
+    monkeypatch.setenv("FVCORE_BACKEND", "pytorch")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    return open_page(app, "pages/import_model.py"), root
+
+
+def notebook_state_dict() -> bytes:
+    """A notebook's timm ResNet-18 for the three shapes, saved as its state dict."""
+    import timm
+    import torch
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
+    out = io.BytesIO()
+    torch.save(model.state_dict(), out)
+    return out.getvalue()
+
+
+def test_import_page_adds_a_notebook_model_to_a_dataset_group_and_evaluates_it(
+        import_app, tiny_data):
+    app, root = import_app
+    assert app.selectbox(key="import_dataset").value == tiny_data.name   # the known dataset
+    app.file_uploader(key="import_upload").set_value(
+        ("best_model.pth", notebook_state_dict(), "application/octet-stream"))
+    app.text_input(key="import_arch_other").set_value("timm:resnet18")
+    app.text_input(key=f"import_group::{tiny_data.name}").set_value("shapes")
+    app.number_input(key="import_size").set_value(32)
+    app.number_input(key="import_resize").set_value(36)
+    app.checkbox(key="import_evaluate").check().run()
+    app.button(key="import_run").click().run()
+    no_failure(app)
+    message = app.success[0].value
+    assert "timm:resnet18, head fc = Linear(512, 3)" in message and "Test accuracy" in message
+    folder = root / "shapes" / "timm-resnet18-imported"
+    assert read_predictions(folder, ["circle", "square", "triangle"]).probs.shape == (24, 3)
+    card = ModelCard.read(folder)
+    assert card.dataset == "shapes" and card.metrics["n_images"] == 24
+    assert card.image_size == 32 and card.resize_size == 36
+    # the sidebar lists it at once, in the shapes group, on every page
+    assert "timm-resnet18-imported" in app.sidebar.multiselect[0].options
+    open_page(app, "pages/compare.py")
+    no_failure(app)
+    assert "timm-resnet18-imported" in app.sidebar.multiselect[0].value
+
+
+def test_import_page_wrong_file_is_one_line_error_and_writes_nothing(import_app):
+    app, root = import_app
+    app.file_uploader(key="import_upload").set_value(
+        ("best_model.pth", b"this is not a state dict", "application/octet-stream")).run()
+    app.button(key="import_run").click().run()
+    assert not app.exception and len(app.error) == 1
+    assert "refused to load" in app.error[0].value and "\n" not in app.error[0].value
+    assert sorted(p.name for p in (root / "shapes").iterdir()) == ["cnn"]
+
+
+def test_home_offers_each_checkpoints_onnx_export(app):
+    buttons = app.get("download_button")
+    assert [b.proto.label for b in buttons] == [f"{name}.onnx" for name in MODELS]

@@ -1,6 +1,7 @@
 """End to end in a real browser: `streamlit run app.py` on a free port, driven by Debian's
 headless Chromium through Playwright. Uploads a photo on Predict, waits for every model's result,
-and saves a screenshot of every page to artifacts/screenshots/ (or $FVCORE_SCREENSHOTS).
+imports a notebook's state dict (after a wrong file) and saves a screenshot of every page to
+artifacts/screenshots/ (or $FVCORE_SCREENSHOTS).
 
 A second server runs in public mode with the settings of the README's Deploying command: no
 page shows a server path, the folder box is gone, operator pages refuse, Predict and Compare work.
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+import timm
+import torch
 from appserver import (
     CHROMIUM_ARGS,
     COMPARE_TABS,
@@ -207,7 +210,27 @@ def walk_every_page(page, server, shots: Path, tmp_path: Path) -> None:
     page.locator(".js-plotly-plot").first.wait_for()
     no_exception(page)
     snap(page, shots / "6-runs.png")
-    assert len(list(shots.glob("*.png"))) >= 6
+
+    # Import: a wrong file is one red line; a notebook's state dict joins a dataset's group
+    wrong = tmp_path / "best_model.pth"
+    wrong.write_bytes(b"not a state dict")
+    visit(page, f"{server['url']}/import_model", "Import a model")
+    upload(page, wrong)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator('[data-testid="stAlert"]', has_text="refused to load").wait_for()
+    torch.manual_seed(0)
+    notebook = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
+    torch.save(notebook.state_dict(), tmp_path / "notebook.pth")
+    upload(page, tmp_path / "notebook.pth")
+    page.get_by_label("Or any torchvision/timm model").fill("timm:resnet18")
+    page.get_by_label("Or any torchvision/timm model").press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("self-check on 3 photos").wait_for()
+    settle(page)
+    no_exception(page)
+    snap(page, shots / "7-import.png")
+    assert len(list(shots.glob("*.png"))) >= 7
 
 
 def test_public_mode_in_a_real_browser(browser, public_server, shots, tmp_path):

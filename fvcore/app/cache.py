@@ -60,6 +60,18 @@ def scan_cached(root: str | Path) -> Scan:
     return _scan(str(root), signature)
 
 
+def forget_scans() -> None:
+    """Drop the cached scans: a checkpoint written by this process is listed at once."""
+    _scan.clear()
+
+
+def onnx_file(path: str | Path) -> bytes:
+    """A checkpoint's parity-checked ONNX export (exported and cached on first use): what its
+    download button serves."""
+    from fvcore.inference.loading import onnx_export
+    return onnx_export(path)
+
+
 @st.cache_resource(show_spinner=False, max_entries=48)
 def _load(path: str, stamp: float) -> Classifier:
     from fvcore.inference.loading import load_checkpoint

@@ -4,12 +4,13 @@ metrics panel shown for stored (Compare) and uploaded (Evaluate) predictions. Th
 page's table does not wait for them."""
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import pandas as pd
 import streamlit as st
 
-from fvcore.app import access, domains, frames
+from fvcore.app import access, cache, domains, frames
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
@@ -230,3 +231,15 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
             st.markdown(f"**Soft-voting ensemble** of {len(ens['members'])} models: "
                         f"accuracy {ens['accuracy']:.1%} (95% CI {ens['accuracy_ci95'][0]:.1%}"
                         f"–{ens['accuracy_ci95'][1]:.1%}) on {result['n_images']} images.")
+
+
+def onnx_downloads(entries: Sequence[Entry], *, key: str) -> None:
+    """A download button of each checkpoint's ONNX export, made when first clicked."""
+    with st.container(horizontal=True):
+        for entry in entries:
+            st.download_button(f"{entry.name}.onnx", partial(cache.onnx_file, entry.path),
+                               f"{entry.name.replace('/', '-')}.onnx", "application/octet-stream",
+                               key=f"{key}::{entry.name}", icon=":material/download:",
+                               on_click="ignore", help=f"{entry.name} as an ONNX graph (input "
+                               f"1x3x{entry.card.image_size}x{entry.card.image_size}, "
+                               "normalised; output logits)")

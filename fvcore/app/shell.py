@@ -24,6 +24,7 @@ from fvcore.errors import FvError
 log = logging.getLogger("fvcore.app")
 
 SELECTION = "_fv_selection"
+SHOW = "_fv_show_dataset"
 _entry = threading.local()   # set while app.py runs the page (per script thread)
 
 
@@ -51,6 +52,9 @@ PAGES = (
              "metrics, efficiency, training curves, confusion, calibration, significance"),
     PageSpec("pages/evaluate.py", "Evaluate", ":material/fact_check:",
              "every model on your own zip of labelled images"),
+    PageSpec("pages/import_model.py", "Import", ":material/upload_file:",
+             "a notebook's best_model.pth, checked and added to a dataset's group",
+             operator=True),
     PageSpec("pages/runs.py", "Runs", ":material/monitoring:",
              "past and running training runs, with live curves"),
 )
@@ -183,6 +187,10 @@ def sidebar() -> Selection:
             selection.entries, selection.problems = found.entries, found.problems
             selection.truncated = found.truncated
         groups = datasets(selection.entries)
+        shown = st.session_state.pop(SHOW, None)
+        if shown in groups:   # a checkpoint was just added: its group, every model selected
+            st.session_state["dataset"] = shown
+            st.session_state.pop(f"models::{root}::{shown}", None)
         if groups:
             names = sorted(groups, key=lambda d: (-len(groups[d]), d))
             selection.dataset = st.selectbox(
@@ -205,6 +213,12 @@ def sidebar() -> Selection:
         access.sign_in_box()
     st.session_state[SELECTION] = selection
     return selection
+
+
+def show_dataset(dataset: str) -> None:
+    """Make the next run's sidebar switch to ``dataset`` with all its models selected (after a
+    checkpoint was added to it)."""
+    st.session_state[SHOW] = dataset
 
 
 def selection() -> Selection:

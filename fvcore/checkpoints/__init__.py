@@ -4,6 +4,6 @@ from fvcore._lazy import lazy_exports
 
 EXPORTS = {"ModelCard": "card", "Entry": "catalog", "Problem": "catalog", "datasets": "catalog",
            "scan": "catalog", "atomic_write": "folder", "save_checkpoint": "folder",
-           "read_history": "history", "import_state_dict": "importer"}
+           "read_history": "history", "prepare_import": "importer"}
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from fvcore.errors import CheckpointError
+from fvcore.errors import CheckpointError, FvError
+from fvcore.models.foreign import check_builder, is_foreign
 
 SCHEMA_VERSION = 1
 """Fields added with a default (``metrics_by_split``) keep the version: older cards load with the
@@ -44,6 +45,8 @@ class ModelCard:
     temperature: float = 1.0   # probabilities are softmax(logits / temperature)
     calibration: dict[str, Any] = field(default_factory=dict)  # how the temperature was fitted
     splits: dict[str, Any] = field(default_factory=dict)   # where each split came from
+    # an imported torchvision/timm model (arch "torchvision:NAME"): its head and Grad-CAM layer
+    builder: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -90,6 +93,11 @@ class ModelCard:
             raise CheckpointError("card.json 'mean' and 'std' must be finite, 'std' above 0",
                                   source=source)
         _check_types(cls, {k: v for k, v in data.items() if k in known}, source)
+        if is_foreign(data["arch"]):
+            try:
+                check_builder(data["arch"], data.get("builder"))
+            except FvError as exc:
+                raise CheckpointError(exc.reason, source=source) from None
         resize = data.get("resize_size")
         if resize is not None and not data["image_size"] <= resize <= 2048:
             raise CheckpointError("card.json 'resize_size' must be an integer in image_size..2048",

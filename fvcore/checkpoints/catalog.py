@@ -16,6 +16,7 @@ from typing import Any, Iterable, Optional
 
 from fvcore.checkpoints.card import ModelCard
 from fvcore.errors import CheckpointError, FvError
+from fvcore.models.foreign import head_weight_key, is_foreign
 from fvcore.models.registry import get_spec
 from fvcore.walk import walk
 
@@ -130,7 +131,8 @@ def _check_header(folder: Path, card: ModelCard) -> None:
         raise CheckpointError(f"corrupt {WEIGHTS} ({str(exc)[:100]})", source=str(folder)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {WEIGHTS} ({exc})", source=str(folder)) from None
-    head = f"{get_spec(card.arch).head_prefix}.5.weight"
+    head = head_weight_key(card.builder) if is_foreign(card.arch) else \
+        f"{get_spec(card.arch).head_prefix}.5.weight"
     shape = header.get(head, {}).get("shape")
     if not shape:
         raise CheckpointError(f"{WEIGHTS} has no classifier tensor {head!r}: "
@@ -141,7 +143,10 @@ def _check_header(folder: Path, card: ModelCard) -> None:
 
 
 def get_spec_or_raise(card: ModelCard, folder: Path) -> None:
-    """The card's architecture must be registered (a CheckpointError naming the folder if not)."""
+    """The card's architecture must be registered, or a torchvision/timm model with the head the
+    card describes (a CheckpointError naming the folder if not)."""
+    if is_foreign(card.arch):
+        return   # the card checked its builder when it was read
     try:
         get_spec(card.arch)
     except FvError as exc:

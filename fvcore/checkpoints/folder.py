@@ -24,6 +24,7 @@ from fvcore.checkpoints.catalog import (
     WEIGHTS,
 )
 from fvcore.errors import CheckpointError, FvError
+from fvcore.models.foreign import build_foreign, is_foreign
 from fvcore.models.registry import create_model
 
 if TYPE_CHECKING:
@@ -116,12 +117,16 @@ def save_checkpoint(folder: str | Path, model: nn.Module, card: ModelCard, *,
 
 
 def build_model(folder: Path, card: ModelCard) -> nn.Module:
-    """The checkpoint's torch module: card -> create_model -> strict load of the weights; float32,
+    """The checkpoint's torch module: card -> create_model (or, for an imported torchvision/timm
+    model, the library's builder with the card's head) -> strict load of the weights; float32,
     eval mode, no gradients."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    model, _ = create_model(card.arch, len(card.classes), image_size=card.image_size)
+    if is_foreign(card.arch):
+        model = build_foreign(card.arch, card.builder)
+    else:
+        model, _ = create_model(card.arch, len(card.classes), image_size=card.image_size)
     try:
         state = {k: v.float() if v.is_floating_point() else v
                  for k, v in load_file(str(folder / WEIGHTS)).items()}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fvcore import settings
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.importer import import_state_dict
+from fvcore.checkpoints.importer import Preprocessing, classes_from_folder, read_classes
 from fvcore.datasets.combine import load_datasets
 from fvcore.errors import FvError
 from fvcore.evaluation.calibration import summary
@@ -27,6 +27,7 @@ from fvcore.evaluation.evaluate import (
 )
 from fvcore.explain.cam import overlay
 from fvcore.inference.images import load_image
+from fvcore.inference.importing import import_state_dict
 from fvcore.inference.loading import discover, load_checkpoint
 from fvcore.inference.predict import predict_all
 from fvcore.models.cost import count_flops, count_params, human
@@ -204,10 +205,15 @@ def cmd_cam(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pth(args: argparse.Namespace) -> int:
-    """Turn a notebook's ``best_model.pth`` state dict into a checkpoint folder."""
-    folder = import_state_dict(args.weights, arch=args.arch, classes_file=args.classes,
-                               out=args.out, image_size=args.image_size, dataset=args.dataset)
-    print(f"wrote {folder}")
+    """Turn a notebook's ``best_model.pth`` state dict into a checkpoint folder (self-checked)."""
+    classes = read_classes(args.classes) if args.classes else classes_from_folder(args.classes_from)
+    resize = args.resize or (256 if args.image_size == 224 else None)
+    result = import_state_dict(args.weights, arch=args.arch, classes=classes, out=args.out,
+                               preprocessing=Preprocessing(args.image_size, resize,
+                                                           tuple(args.mean), tuple(args.std)),
+                               activation=args.activation, half=args.half,
+                               dataset=args.dataset, overwrite=args.force)
+    print(result)
     return 0
 
 

@@ -12,6 +12,8 @@ from fvcore import settings
 from fvcore.cli import commands
 from fvcore.errors import FvError
 from fvcore.explain.cam import CAM_METHODS
+from fvcore.models.foreign import ACTIVATIONS
+from fvcore.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 DESCRIPTION = "Train, evaluate, compare and explain image classifiers."
 
@@ -91,12 +93,24 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--faithfulness", action="store_true", help="also compute the ROAD score")
     p.add_argument("--out")
     p = add("import-pth", commands.cmd_import_pth)
-    p.add_argument("weights")
-    p.add_argument("--arch", required=True)
-    p.add_argument("--classes", required=True, help="text file, one class name per line")
-    p.add_argument("--out", required=True)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--dataset", default="imported")
+    p.add_argument("weights", help='a state dict: torch.save(model.state_dict(), "best_model.pth")')
+    p.add_argument("--arch", required=True,
+                   help="a registry name (resnet50, vgg16, ...), torchvision:NAME or timm:NAME")
+    names = p.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", help="text file, one class name per line, in output order")
+    names.add_argument("--classes-from", metavar="DIR",
+                       help="the sorted class folders of an image folder (as ImageFolder)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--image-size", type=int, default=224, help="centre crop (default 224)")
+    p.add_argument("--resize", type=int,
+                   help="shorter side before the crop (default 256 at 224, else size/0.875)")
+    p.add_argument("--mean", type=float, nargs=3, default=list(IMAGENET_MEAN))
+    p.add_argument("--std", type=float, nargs=3, default=list(IMAGENET_STD))
+    p.add_argument("--activation", default="relu",
+                   help=f"the head's activation: {', '.join(ACTIVATIONS)} or none (default relu)")
+    p.add_argument("--half", action="store_true", help="store float16 weights (default float32)")
+    p.add_argument("--dataset", default="imported", help="the dataset group it joins")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p = add("zoo", commands.cmd_zoo)
     p.add_argument("--data", action="append",
                    help="dataset folder (its name picks the recipe); repeat to combine several")

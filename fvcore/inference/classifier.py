@@ -18,6 +18,7 @@ from fvcore.inference.logits import softmax
 from fvcore.inference.presets import EvalPreset
 from fvcore.inference.runners import Runner, TorchRunner
 from fvcore.models.cost import time_call
+from fvcore.models.foreign import cam_target, is_foreign
 from fvcore.models.registry import get_spec, get_submodule
 
 
@@ -52,7 +53,9 @@ class Classifier:
         self.card = card
         self.name = name or card.arch
         self.path = path
-        self.spec = get_spec(card.arch)
+        self.spec = None if is_foreign(card.arch) else get_spec(card.arch)
+        self.cam_layer, self.cam_reshape = (cam_target(card.builder) if self.spec is None else
+                                            (self.spec.cam_layer, self.spec.reshape))
         self.preset = eval_preset(card)
         self.lock = threading.Lock()
         self._runner = runner if runner is not None else self.torch_runner
@@ -153,11 +156,16 @@ class Classifier:
                 score: bool = False) -> tuple[CamResult, Optional[float]]:
         """One forward + backward: the CAM, the probabilities, and optionally the ROAD
         faithfulness score (probability drop when the top-20% pixels are removed)."""
+        if not self.cam_layer:
+            raise FvError(f"{self.name}: no Grad-CAM layer was found for {self.card.arch} when "
+                          "it was imported")
         x = self.preprocess([image])
         index = self.class_index(target)
         with self.lock:
-            result = compute_cam(self.model, get_submodule(self.model, self.spec.cam_layer), x,
-                                 target=index, method=method, reshape=self.spec.reshape,
+            layer = get_submodule(self.model, self.cam_layer) if self.spec else \
+                self.model.get_submodule(self.cam_layer)
+            result = compute_cam(self.model, layer, x,
+                                 target=index, method=method, reshape=self.cam_reshape,
                                  temperature=self.card.temperature)
             faith = faithfulness(self.model, x, result.heatmap, result.target,
                                  temperature=self.card.temperature) if score else None

@@ -3,6 +3,7 @@ ONNX export, else PyTorch) and builds the torch module only when it is needed;
 :func:`discover` loads a whole tree and reports the folders that fail, one line each."""
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Optional
@@ -15,7 +16,14 @@ from fvcore.checkpoints.catalog import WEIGHTS, Problem, read_entry, scan
 from fvcore.checkpoints.folder import build_model
 from fvcore.errors import CheckpointError, FvError
 from fvcore.inference.classifier import Classifier
-from fvcore.inference.runners import cache_key, onnx_runner, release_free_memory
+from fvcore.inference.runners import (
+    FastPathWarning,
+    cache_key,
+    cached_export,
+    export_onnx,
+    onnx_runner,
+    release_free_memory,
+)
 
 
 def _build_unchanged(folder: Path, card: ModelCard, key: str) -> nn.Module:
@@ -63,6 +71,24 @@ def load_checkpoint(path: str | Path, *, name: str = "",
     # exported and parity-checked (or cached): the module is not needed until Grad-CAM
     built.clear()
     return Classifier(None, card, name=name, path=folder, loader=rebuild, runner=runner)
+
+
+def onnx_export(path: str | Path) -> bytes:
+    """The checkpoint's parity-checked ONNX export (``<checkpoint>/.onnx/``), exported and cached
+    first when there is none; FvError when the model cannot be exported."""
+    folder = Path(path)
+    card = read_entry(folder).card
+    if cached_export(folder, card) is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FastPathWarning)
+            try:
+                load_checkpoint(folder, backend="onnx")
+            except FastPathWarning as exc:
+                raise FvError(f"no ONNX export: {exc}", source=str(folder)) from None
+    found = cached_export(folder, card)
+    if found is None:   # a read-only folder and cache: export once more, in memory
+        return export_onnx(build_model(folder, card), card.image_size)
+    return found.read_bytes()
 
 
 def discover(root: str | Path, *, backend: Optional[str] = None

@@ -24,6 +24,11 @@ class ImageNetSource:
     fetch: Callable[[int], dict[str, torch.Tensor]]  # image size -> base state dict
 
 
+RESAVE = 'a whole pickled model? re-save it as a state dict: torch.save(model.state_dict(), ' \
+    '"best_model.pth")'
+"""The one line of code that turns a pickled model into a file fvcore reads."""
+
+
 def _unpickler_reason(exc: Exception) -> str:
     """The telling line of torch's weights_only refusal (``Unsupported global: GLOBAL
     builtins.exec ...``) rather than its first line, which is general advice."""
@@ -56,13 +61,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - the unpickler raises many types; all mean "refused"
             raise FvError("refused to load: not a plain state dict of tensors "
-                          f"(weights_only load failed: {_unpickler_reason(exc)})",
+                          f"(weights_only load failed: {_unpickler_reason(exc)}); {RESAVE}",
                           source=str(path)) from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FvError("not a state dict: expected a mapping of names to tensors", source=str(path))
+        raise FvError(f"not a state dict: expected a mapping of names to tensors; {RESAVE}",
+                      source=str(path))
     return {re.sub(r"^module\.", "", k): v for k, v in state.items()}
 
 
