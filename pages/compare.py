@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import access, cache, charts, frames, sections, shell
+from fvcore.app import access, cache, charts, embedding, frames, labels, sections, shell
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 
@@ -12,8 +12,9 @@ shell.require_models(sel)
 
 table = frames.best_first(frames.models_table(sel.models,
                                                     cache.latencies(sel.models)))
-overview, training, metrics, gallery = st.tabs(
-    ["Overview", "Training curves", "Test metrics", "Misclassified images"])
+overview, training, metrics, gallery, label_tab, map_tab = st.tabs(
+    ["Overview", "Training curves", "Test metrics", "Misclassified images", "Label issues",
+     "Embedding map"])
 
 with overview:
     sections.table(table, key="compare_table")
@@ -67,7 +68,8 @@ with metrics:
     preds, domain = sections.test_split(preds, key="compare_domain")
     if preds:
         with shell.guard("test metrics"):
-            sections.metrics_panel(preds, sel.models[0].card.groups, key="compare")
+            sections.metrics_panel(preds, sel.models[0].card.groups, key="compare",
+                                   dataset=sel.dataset)
     else:
         st.info("No stored test predictions for the selected models.")
 
@@ -104,3 +106,9 @@ with gallery:
                         st.image(cache.thumbnail(str(path)), width="stretch")
                     st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%}); "
                                f"wrong in {row.wrong_by} of {len(preds)} models")
+
+with label_tab, shell.guard("label issues"):
+    labels.view(preds, sel.dataset, domain=domain)
+
+with map_tab, shell.guard("embedding map"):
+    embedding.view(sel.models, dataset=sel.dataset, domain=domain)

@@ -189,3 +189,43 @@ def cam_grid(tiles: Sequence[tuple[str, Image.Image]], *, tile: int = 320,
     out = io.BytesIO()
     grid.save(out, format="PNG")
     return out.getvalue()
+
+
+def cell_targets(fig: go.Figure, frame: pd.DataFrame) -> go.Figure:
+    """Invisible click targets over a confusion heatmap's cells (plotly's heatmaps send no
+    selection events): a click selects a point carrying its (true, predicted) pair."""
+    ys, xs = np.meshgrid([str(i) for i in frame.index], [str(c) for c in frame.columns],
+                         indexing="ij")
+    # hover (and so a click) goes to the nearest cell centre however far: the cell under the
+    # pointer, as the centres form a grid
+    fig.update_traces(hoverinfo="skip", hovertemplate=None, selector=dict(type="heatmap"))
+    fig.add_trace(go.Scatter(
+        x=xs.ravel(), y=ys.ravel(), mode="markers", showlegend=False, name="cells",
+        marker=dict(size=8, opacity=0),
+        customdata=np.stack([ys.ravel(), xs.ravel()], axis=1),
+        text=[f"{v:.3g}" for v in frame.to_numpy(dtype=float).ravel()],
+        hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: %{text}<br>"
+                      "click to see these images<extra></extra>"))
+    return fig.update_layout(clickmode="event+select", hovermode="closest", hoverdistance=-1)
+
+
+EMBED_COLOURS = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+
+
+def embedding_map(frame: pd.DataFrame, title: str) -> go.Figure:
+    """A 2-D map of test images: colour = given class, a cross = a mistake of the model; hover
+    shows the photo's name, label and prediction; lasso or box select photos."""
+    data = frame.assign(name=[p.rsplit("/", 1)[-1] for p in frame["path"]],
+                        answer=np.where(frame["correct"], "right", "mistake"))
+    fig = px.scatter(data, x="x", y="y", color="label", symbol="answer",
+                     symbol_map={"right": "circle", "mistake": "x"},
+                     custom_data=["path", "name", "label", "pred"],
+                     color_discrete_sequence=EMBED_COLOURS,
+                     category_orders={"answer": ["right", "mistake"]})
+    fig.update_traces(marker=dict(size=7, line=dict(width=0)),
+                      hovertemplate="%{customdata[1]}<br>label %{customdata[2]}<br>"
+                                    "predicted %{customdata[3]}<extra></extra>")
+    fig = _finish(fig, title, "map x", "map y")
+    return fig.update_layout(dragmode="lasso", height=600,   # one legend row per trace: at the side
+                             legend=dict(title="class, answer", orientation="v", x=1.02, y=1,
+                                         yanchor="top"))

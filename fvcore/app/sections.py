@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from fvcore.app import access, cache, domains, frames
+from fvcore.app import access, cache, cells, domains, frames
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation import analysis
 from fvcore.evaluation.evaluate import Predictions
@@ -168,9 +168,10 @@ def test_split(preds: Mapping[str, Predictions], *, key: str
 
 
 def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *,
-                  key: str) -> None:
+                  key: str, dataset: Optional[str] = None) -> None:
     """Metrics of a set of models on shared labelled images: table, per-class F1, confusion
-    (normalised or counts, one model or the difference of two), reliability and McNemar."""
+    (normalised or counts, one model or the difference of two, with the images behind a cell:
+    found under the data roots in ``dataset``, or a table), reliability and McNemar."""
     from fvcore.app import charts
     full = analysis.reports(preds, dict(groups))
     classes = next(iter(preds.values())).classes
@@ -198,12 +199,16 @@ def metrics_panel(preds: Mapping[str, Predictions], groups: Mapping[str, str], *
                                      f"{' (share of each true class)' if normalise else ''}",
                                  "predicted class", "true class", fmt=".2f" if normalise else ".0f",
                                  zmax=1.0 if normalise else None)
-        st.plotly_chart(fig, key=f"{key}_cm_chart")
+            fig = charts.cell_targets(fig, cm)   # a click picks the cell shown below
+        event = st.plotly_chart(fig, key=f"{key}_cm_chart", on_select="rerun",
+                                selection_mode="points")
         if not other:
             st.markdown(f"**Most frequent mistakes of {model}**")
             table(analysis.top_confusions(full[model], classes), key=f"{key}_cm_top",
                   titles={"true": "True class", "predicted": "Predicted as",
                           "share": "Share of the true class"})
+            cells.click_through(preds, model, full[model], event, dataset=dataset,
+                                key=f"{key}_cell")
     with tabs[1]:
         f1 = analysis.per_class_f1(full)
         st.plotly_chart(charts.heatmap(f1, "Per-class F1 across models", "model", "class",

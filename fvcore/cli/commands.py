@@ -16,6 +16,7 @@ from fvcore.checkpoints.importer import Preprocessing, classes_from_folder, read
 from fvcore.datasets.combine import load_datasets
 from fvcore.errors import FvError
 from fvcore.evaluation.calibration import summary
+from fvcore.evaluation.embedding import EMBEDDING, read_embedding
 from fvcore.evaluation.evaluate import (
     calibrate_and_test,
     compare,
@@ -25,6 +26,7 @@ from fvcore.evaluation.evaluate import (
     read_predictions,
     save_evaluation,
 )
+from fvcore.evaluation.features import embed
 from fvcore.explain.cam import overlay
 from fvcore.inference.images import load_image
 from fvcore.inference.importing import import_state_dict
@@ -165,6 +167,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for pair in result["mcnemar"]:
         mark = "significant" if pair["significant"] else "not significant"
         print(f"{pair['a']} vs {pair['b']}: p={pair['p_value']:.4g} ({mark})")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Map each checkpoint's test images by its penultimate features (UMAP, t-SNE or PCA) into
+    embedding.csv beside it; a map of the present weights is kept unless --force."""
+    for folder in args.checkpoints:
+        stored = read_embedding(folder)
+        if stored is not None and stored.current(folder) and stored.meta and not args.force:
+            print(f"{folder}: {EMBEDDING} is up to date ({len(stored.frame)} images, "
+                  f"{stored.method}); --force recomputes it")
+            continue
+        classifier = load_checkpoint(folder)
+        emb, missing = embed(classifier, folder, roots=settings.data_roots(),
+                             data=args.data or (), method=args.method)
+        print(f"{folder}: {len(emb.frame)} test images mapped by {emb.method} "
+              f"({emb.meta['features']}, {emb.meta['seconds']} s) into {EMBEDDING}"
+              + (f"; {missing} not found" if missing else ""))
     return 0
 
 

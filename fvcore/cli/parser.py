@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from fvcore import settings
 from fvcore.cli import commands
 from fvcore.errors import FvError
+from fvcore.evaluation.features import METHODS
 from fvcore.explain.cam import CAM_METHODS
 from fvcore.models.foreign import ACTIVATIONS
 from fvcore.models.registry import IMAGENET_MEAN, IMAGENET_STD
@@ -78,6 +79,14 @@ def get_parser() -> argparse.ArgumentParser:
     p = add("compare", commands.cmd_compare)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--json", action="store_true")
+    p = add("embed", commands.cmd_embed)
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data", action="append",
+                   help="test folder of class sub-folders (DIR/test; repeat for several test "
+                        "domains); default: the images of predictions.csv under FVCORE_DATA")
+    p.add_argument("--method", default="auto", choices=METHODS,
+                   help="auto: UMAP when umap-learn is installed, else t-SNE")
+    p.add_argument("--force", action="store_true", help="recompute an up-to-date map")
     p = add("predict", commands.cmd_predict)
     p.add_argument("images", nargs="+")
     p.add_argument("--checkpoints", default=str(settings.checkpoints_root()))
