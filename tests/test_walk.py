@@ -12,6 +12,7 @@ import pytest
 from fvcore import walk as walk_module
 from fvcore.checkpoints.catalog import scan
 from fvcore.datasets.folders import find_images
+from fvcore.inference.loading import discover
 from fvcore.walk import walk
 
 
@@ -34,6 +35,9 @@ def test_a_deep_tree_stops_at_the_depth_bound_and_says_so(tmp_path, checkpoint_r
     assert time.monotonic() - started < 2
     assert [e.name for e in found.entries] == ["shapes/cnn"]   # the shallow one is still found
     assert "stopped at 8 folder levels" in found.truncated
+    classifiers, problems = discover(tmp_path, backend="pytorch")   # the CLI's way in says so too
+    assert [c.name for c in classifiers] == ["shapes/cnn"]
+    assert [p.reason for p in problems] == [found.truncated]
 
 
 def test_a_symlink_loop_stops_and_is_not_followed_round(tmp_path, checkpoint_root):

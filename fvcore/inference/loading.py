@@ -93,8 +93,12 @@ def onnx_export(path: str | Path) -> bytes:
 
 def discover(root: str | Path, *, backend: Optional[str] = None
              ) -> tuple[list[Classifier], list[Problem]]:
-    """Load every checkpoint under ``root``; the ones that fail are returned as problems."""
-    entries, problems = scan(root)
+    """Load every checkpoint under ``root``; the ones that fail are returned as problems, and so
+    is a scan that stopped early (its bound reached: some checkpoints may be missing)."""
+    found = scan(root)
+    entries, problems = found.entries, list(found.problems)
+    if found.truncated:
+        problems.append(Problem(str(root), found.truncated))
     classifiers = []
     for entry in entries:
         try:
