@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import access, cache, charts, frames, sections, shell
+from fvcore.app import access, cache, charts, frames, robustness, sections, shell
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 
@@ -12,8 +12,8 @@ shell.require_models(sel)
 
 table = frames.best_first(frames.models_table(sel.models,
                                                     cache.latencies(sel.models)))
-overview, training, metrics, gallery = st.tabs(
-    ["Overview", "Training curves", "Test metrics", "Misclassified images"])
+overview, training, metrics, gallery, robust = st.tabs(
+    ["Overview", "Training curves", "Test metrics", "Misclassified images", "Robustness"])
 
 with overview:
     sections.table(table, key="compare_table")
@@ -104,3 +104,6 @@ with gallery:
                         st.image(cache.thumbnail(str(path)), width="stretch")
                     st.caption(f"true **{row.true}** → {row.pred} ({row.prob:.0%}); "
                                f"wrong in {row.wrong_by} of {len(preds)} models")
+
+with robust:
+    robustness.robustness_tab(sel.models)
