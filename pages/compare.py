@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import access, cache, charts, embedding, frames, labels, sections, shell
+from fvcore.app import access, cache, charts, embedding, frames, labels, robustness, sections, shell
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 
@@ -12,9 +12,9 @@ shell.require_models(sel)
 
 table = frames.best_first(frames.models_table(sel.models,
                                                     cache.latencies(sel.models)))
-overview, training, metrics, gallery, label_tab, map_tab = st.tabs(
+overview, training, metrics, gallery, label_tab, map_tab, robust = st.tabs(
     ["Overview", "Training curves", "Test metrics", "Misclassified images", "Label issues",
-     "Embedding map"])
+     "Embedding map", "Robustness"])
 
 with overview:
     sections.table(table, key="compare_table")
@@ -112,3 +112,6 @@ with label_tab, shell.guard("label issues"):
 
 with map_tab, shell.guard("embedding map"):
     embedding.view(sel.models, dataset=sel.dataset, domain=domain)
+
+with robust:
+    robustness.robustness_tab(sel.models)

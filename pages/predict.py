@@ -1,7 +1,7 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore.app import cache, limits, sections, shell
+from fvcore.app import cache, limits, robustness, sections, shell
 
 sel = shell.selection()
 st.title("Predict")
@@ -28,6 +28,7 @@ with shell.guard("prediction"):
     models = shell.load_models(sel.models)
     with st.spinner("Predicting..."), limits.action("prediction"):
         run = cache.predict(models, files)
+    thresholds = robustness.ood_thresholds(sel.models)
     for failure in run.failures:
         st.error(failure.message, icon=":material/broken_image:")
     for prediction, image in zip(run.predictions, run.thumbnails, strict=True):
@@ -41,10 +42,8 @@ with shell.guard("prediction"):
                           f"{best.prob:.0%} mean probability"
                           + (f" · {best.group}" if best.group else ""),
                           delta_color="off", delta_arrow="off")
-            if prediction.low_confidence:
-                st.info(f"Low confidence (best {prediction.confidence:.0%}): the photo may show "
-                        f"something outside the {len(prediction.answers[0].classes)} classes "
-                        "these models know.", icon=":material/help:")
+            if note := robustness.unknown_note(prediction, thresholds):
+                st.info(note, icon=":material/help:")
             answers = {a.model: a for a in prediction.answers}
             if prediction.dissenters:
                 st.warning("Models disagree: " + "; ".join(
