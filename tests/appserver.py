@@ -99,7 +99,7 @@ def rss_mb(pid: int) -> float:
 # -- page helpers (Playwright's sync API) -------------------------------------------------------
 
 COMPARE_TABS = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
-                "Misclassified images")
+                "Misclassified images", "Label issues", "Embedding map", "Robustness")
 """The Compare page's tabs and sub-tabs that the browser walks (the first, Overview, is open)."""
 
 NOT_RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
