@@ -484,3 +484,57 @@ def test_import_page_wrong_file_is_one_line_error_and_writes_nothing(import_app)
 def test_home_offers_each_checkpoints_onnx_export(app):
     buttons = app.get("download_button")
     assert [b.proto.label for b in buttons] == [f"{name}.onnx" for name in MODELS]
+
+
+# -- the Datasets page ---------------------------------------------------------------------------
+
+@pytest.fixture
+def datasets_app(app_root, tiny_data, tmp_path, monkeypatch) -> tuple[AppTest, Path]:
+    """The app over a data root holding a copy of the shapes dataset (adding writes into it)."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data / "shapes")
+    monkeypatch.setenv(settings.ENV_CHECKPOINTS, str(app_root))
+    monkeypatch.setenv(settings.ENV_RUNS_DB, str(tmp_path / "runs.db"))
+    monkeypatch.setenv(settings.ENV_DATA, str(data))
+    monkeypatch.setenv(settings.ENV_BACKEND, "pytorch")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    return open_page(app, "pages/datasets.py"), data
+
+
+def test_datasets_page_lists_the_datasets_and_reports_their_health(datasets_app):
+    app, _ = datasets_app
+    no_failure(app)
+    listing = app.dataframe[0].value
+    assert list(listing["dataset"]) == ["shapes"] and list(listing["images"]) == [132]
+    assert app.success[0].value == "ready to train: 3 classes, 132 images"
+    counts = app.dataframe[1].value
+    assert list(counts["class"]) == ["circle", "square", "triangle"]
+    assert list(counts["train/"]) == [30, 30, 30] and list(counts["total"]) == [44, 44, 44]
+    assert len(app.get("image")) == 3   # a sample grid per class (one st.image each)
+
+
+def test_datasets_page_adds_a_zip_and_says_why_one_class_cannot_be_trained(datasets_app):
+    app, data = datasets_app
+    files = {f"cat/{i}.png": png(skdata.chelsea()[i * 20:i * 20 + 200, :200]) for i in range(3)}
+    app.text_input(key="datasets_name").set_value("cats")
+    app.file_uploader(key="datasets_zip").set_value(("cats.zip", zip_bytes(files),
+                                                     "application/zip")).run()
+    app.button(key="datasets_add").click().run()
+    assert not app.exception
+    assert app.success[0].value == "Added dataset cats (from a zip)."
+    assert app.selectbox(key="datasets_pick").value == "cats"
+    assert [e.value for e in app.error] == [
+        "cannot be trained on: fewer than two classes: found 1 (cat); a classifier needs at "
+        "least two"]
+    assert sorted(p.name for p in data.iterdir()) == ["cats", "shapes"]
+
+
+def test_datasets_page_bad_zip_is_one_line_and_writes_nothing(datasets_app):
+    app, data = datasets_app
+    app.text_input(key="datasets_name").set_value("broken")
+    app.file_uploader(key="datasets_zip").set_value(("broken.zip", b"PK\x03\x04 no zip at all",
+                                                     "application/zip")).run()
+    app.button(key="datasets_add").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["not a zip file (or a damaged one)"]
+    assert [p.name for p in data.iterdir()] == ["shapes"]

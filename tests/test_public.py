@@ -173,3 +173,16 @@ def test_server_paths_are_shown_relative_to_their_root(monkeypatch, tmp_path):
     assert access.shown(message, root) == "shapes/cnn: corrupt; see …/passwd and x/y.png"
     assert access.shown("1/2 of images / s, ../shared/datasets") == (
         "1/2 of images / s, ../shared/datasets")
+
+
+def test_a_visitor_sees_dataset_health_but_adding_a_dataset_is_the_operators(public):
+    at = start().switch_page("pages/datasets.py").run()
+    assert not at.exception and not at.error
+    assert at.success[0].value == "ready to train: 3 classes, 132 images"
+    assert [i.value for i in at.info] == [
+        "Adding a dataset is for the operator of this public server: sign in as the operator in "
+        "the sidebar."]
+    assert not [b for b in at.button if b.key == "datasets_add"]
+    at.sidebar.text_input(key=access.TOKEN_KEY).input(TOKEN).run()
+    assert [b.key for b in at.button if b.key == "datasets_add"] == ["datasets_add"]
+    assert at.radio(key="datasets_source").options == ["Upload a zip", "A folder on the server"]

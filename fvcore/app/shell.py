@@ -52,6 +52,8 @@ PAGES = (
              "metrics, efficiency, training curves, confusion, calibration, significance"),
     PageSpec("pages/evaluate.py", "Evaluate", ":material/fact_check:",
              "every model on your own zip of labelled images"),
+    PageSpec("pages/datasets.py", "Datasets", ":material/dataset:",
+             "your datasets, each one's health report before training, and adding one"),
     PageSpec("pages/import_model.py", "Import", ":material/upload_file:",
              "a notebook's best_model.pth, checked and added to a dataset's group",
              operator=True),
