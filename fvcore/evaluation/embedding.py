@@ -5,8 +5,6 @@ checkpoint with ``embedding.json`` (the projection and the hash of the weights i
 weights make the map stale). Torch-free: the app reads maps without loading a model."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from fvcore.checkpoints.catalog import WEIGHTS
+from fvcore.checkpoints.catalog import weights_sha256
 from fvcore.checkpoints.folder import atomic_write
 from fvcore.errors import FvError
 
@@ -24,24 +22,13 @@ EMBEDDING, EMBEDDING_META = "embedding.csv", "embedding.json"
 COLUMNS = ["path", "domain", "label", "pred", "x", "y"]
 
 
-@functools.lru_cache(maxsize=256)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def weights_digest(folder: str | Path) -> Optional[str]:
     """First 16 hex digits of the SHA-256 of the checkpoint's weights (None without weights);
     remembered per file size and modification time within a process."""
-    path = Path(folder) / WEIGHTS
     try:
-        stat = path.stat()
+        return weights_sha256(folder)[:16]
     except OSError:
         return None
-    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)

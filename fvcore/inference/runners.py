@@ -19,7 +19,6 @@ exported again. When the checkpoint folder is read-only the file goes to
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import io
 import sys
@@ -34,7 +33,7 @@ from torch import nn
 
 from fvcore import settings
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import WEIGHTS
+from fvcore.checkpoints.catalog import weights_sha256
 from fvcore.checkpoints.folder import atomic_write
 from fvcore.errors import FvError
 from fvcore.inference.logits import softmax
@@ -93,22 +92,10 @@ class OnnxRunner:
         return self.session.run(None, {self.input: x})[0]
 
 
-@functools.lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(folder: Path, card: ModelCard) -> str:
     """First 16 hex digits of SHA-256 over the weights' hash, the input size and export settings
     (the file's hash is remembered per size and modification time within a process)."""
-    weights = Path(folder) / WEIGHTS
-    stat = weights.stat()
-    text = f"{_file_digest(str(weights), stat.st_size, stat.st_mtime_ns)}|{card.arch}|" \
-           f"{card.image_size}|{EXPORT_TAG}"
+    text = f"{weights_sha256(folder)}|{card.arch}|{card.image_size}|{EXPORT_TAG}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
