@@ -57,6 +57,8 @@ PAGES = (
     PageSpec("pages/import_model.py", "Import", ":material/upload_file:",
              "a notebook's best_model.pth, checked and added to a dataset's group",
              operator=True),
+    PageSpec("pages/train.py", "Train", ":material/model_training:",
+             "queue training jobs on a dataset (Quick, Fine-tune, From scratch) and follow them"),
     PageSpec("pages/runs.py", "Runs", ":material/monitoring:",
              "past and running training runs, with live curves"),
 )
