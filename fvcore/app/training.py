@@ -115,8 +115,10 @@ def jobs_frame(db: str, listed: Sequence[Job]) -> pd.DataFrame:
         rows.append({"job": job.id, "model": job.arch, "preset": PLANS[job.preset].label
                      if job.preset in PLANS else job.preset, "dataset": job.dataset,
                      "status": job.status, "progress": prog.fraction,
-                     "epochs": f"{prog.done}/{prog.planned}", "best_val_acc": prog.best_val_acc,
-                     "eta_min": None if prog.eta_seconds is None else prog.eta_seconds / 60,
+                     "epochs": f"{prog.done}/{prog.planned}",
+                     "best_val_acc": _number(prog.best_val_acc),
+                     "eta_min": _number(None if prog.eta_seconds is None
+                                        else prog.eta_seconds / 60),
                      "message": access.shown(job.message)})
     return pd.DataFrame(rows)
 
@@ -138,7 +140,7 @@ def queue_view(db: str) -> None:
             "eta_min": st.column_config.NumberColumn("ETA (min)", format="%.1f")})
         by_id = {j.id: j for j in current}
         chosen = st.selectbox("Job", list(by_id), key="train_job",
-                              format_func=lambda i: f"{i} · {by_id[i].label} · {by_id[i].status}")
+                              format_func=lambda i: f"{i} · {by_id[i].label}")
         job_detail(db, by_id[chosen])
         if live and not any(j.active for j in current):
             st.rerun()   # the last job ended: the whole page again (new model in the sidebar)
@@ -166,11 +168,15 @@ def job_detail(db: str, job: Job) -> None:
         left, right = st.columns(2)
         left.plotly_chart(charts.curves(frame, "loss"), key=f"train_loss_{job.id}")
         right.plotly_chart(charts.curves(frame, "accuracy"), key=f"train_acc_{job.id}")
+    elif job.status == "queued":
+        st.caption("Waiting for the worker (jobs run one at a time unless *Jobs at once* says "
+                   "more).")
     elif job.active:
-        st.caption(f"No finished epoch yet (started {_ago(job.started)}).")
+        first = " (a Quick job computes its features first)" if job.preset == "quick" else ""
+        st.caption(f"No finished epoch yet{first}; started "
+                   f"{(time.time() - (job.started or time.time())) / 60:.0f} min ago.")
 
 
-def _ago(when: Optional[float]) -> str:
-    if not when:
-        return "not yet"
-    return f"{(time.time() - when) / 60:.0f} min ago"
+def _number(value: Optional[float]) -> float:
+    """A table cell: NaN (shown empty) for no value."""
+    return float("nan") if value is None else float(value)
