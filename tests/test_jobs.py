@@ -4,6 +4,7 @@ are killed mid-run resumes and ends with the same weights as an uninterrupted on
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -149,3 +150,18 @@ def test_a_killed_server_and_job_resume_to_the_same_model_as_an_uninterrupted_ru
     assert cards[0].best_epoch == cards[1].best_epoch
     outcomes = {r["out"]: r["status"] for r in list_runs(db)}
     assert outcomes == {str(p.out): "finished" for p in plans}
+
+
+@pytest.mark.slow
+def test_a_job_whose_process_fails_ends_with_its_one_line_reason(tiny_data, tmp_path):
+    from fvcore.training.worker import work
+    db = tmp_path / "runs.db"
+    data = tmp_path / "gone"
+    shutil.copytree(tiny_data, data)
+    job = queue(db, plan_job("scratch", "cnn", data, tmp_path / "ck", epochs=2, image_size=32))
+    shutil.rmtree(data)   # the dataset disappears before the job starts
+    assert work(db, idle=0.2, poll=0.1) == 1
+    failed = jobs.get_job(db, job.id)
+    assert failed.status == "failed"
+    assert failed.message.startswith("exit status 1: error: ") and "gone" in failed.message
+    assert "\n" not in failed.message
