@@ -2,7 +2,7 @@
 score under each heatmap."""
 import streamlit as st
 
-from fvcore.app import cache, charts, limits, sections, shell
+from fvcore.app import cache, charts, limits, perturb, sections, shell
 from fvcore.explain.cam import CAM_METHODS, overlay
 
 PREDICTED = "(each model's predicted class)"
@@ -22,6 +22,7 @@ score = d.toggle("Faithfulness", value=True, key="cam_score",
                  help="ROAD: how much the explained class's probability drops when the 20% most "
                       "highlighted pixels are removed. Higher = the heatmap marks what the model "
                       "really uses.")
+choice = perturb.control("cam")
 if upload is None:
     st.info("Upload a photo to see every model's heatmap side by side.")
     st.stop()
@@ -48,6 +49,9 @@ with shell.guard("Grad-CAM"), limits.action("Grad-CAM"):
             st.markdown(f"{verdict} · {cam.ms:.0f} ms"
                         + (f"  \n{faith} for p({cam.target})" if faith else ""))
             tiles.append((f"{title}\n{verdict}" + (f" · {faith}" if faith else ""), image))
+    perturb.cam_section(models, data, choice, target=None if target == PREDICTED else target,
+                        method=method, score=score,
+                        draw=lambda cam: overlay(cam.crop, cam.heatmap, alpha=alpha))
 if tiles:
     st.download_button("Download the grid (PNG)", charts.cam_grid(tiles), "gradcam-grid.png",
                        "image/png", key="cam_download", icon=":material/download:")

@@ -1,7 +1,7 @@
 """Predict: every selected model on every uploaded photo, side by side, with the ensemble."""
 import streamlit as st
 
-from fvcore.app import cache, limits, robustness, sections, shell
+from fvcore.app import cache, limits, perturb, robustness, sections, shell
 
 sel = shell.selection()
 st.title("Predict")
@@ -19,6 +19,7 @@ if samples := shell.sample_images():
     picked = st.multiselect("Sample images", samples, format_func=lambda p: p.name,
                             key="predict_samples")
     files += [(p.name, p.read_bytes()) for p in picked]
+choice = perturb.control("predict")
 if not files:
     st.info("Upload one or more photos to see every model's answer side by side.")
     st.stop()
@@ -28,10 +29,11 @@ with shell.guard("prediction"):
     models = shell.load_models(sel.models)
     with st.spinner("Predicting..."), limits.action("prediction"):
         run = cache.predict(models, files)
+        shifts = perturb.predict_shifts(models, files, run, choice) if choice else []
     thresholds = robustness.ood_thresholds(sel.models)
     for failure in run.failures:
         st.error(failure.message, icon=":material/broken_image:")
-    for prediction, image in zip(run.predictions, run.thumbnails, strict=True):
+    for i, (prediction, image) in enumerate(zip(run.predictions, run.thumbnails, strict=True)):
         st.divider()
         pic, summary = st.columns([1, 3])
         pic.image(image, width="stretch")
@@ -58,3 +60,5 @@ with shell.guard("prediction"):
             with cell:
                 sections.prediction_block(answer, k, dissent=answer.model in prediction.dissenters,
                                           majority=prediction.majority)
+        if shifts:
+            perturb.shift_section(*shifts[i])

@@ -1,6 +1,6 @@
 """Robustness and unknown inputs: every corruption at every severity, a corruption sweep on a tiny
 checkpoint (stored, resumed), the mCE and AUROC on hand-built cases, OOD scores stored and used
-on Predict, and Compare's Robustness tab."""
+on Predict, Compare's Robustness tab, and bench/robustness.py's README table."""
 from __future__ import annotations
 
 import csv
@@ -197,3 +197,35 @@ def test_compare_robustness_tab_shows_the_stored_sweeps(navigation_mode, checkpo
     assert not app.exception
     ranking = frame_with(app, "mce")
     assert ranking.set_index("model").loc["vit", "mce"] == pytest.approx(100)
+
+
+def test_the_bench_script_sweeps_a_group_and_writes_its_table_into_the_readme(
+        checkpoint_root, tiny_data, tmp_path, capsys):
+    import sys
+    sys.path.insert(0, str(ROOT / "bench"))
+    from robustness import main as bench_robustness
+    group = tmp_path / "shapes"
+    for arch in ("cnn", "vit"):
+        shutil.copytree(checkpoint_root / "shapes" / arch, group / arch)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- robustness:start -->\nold\n<!-- robustness:end -->\n\nend\n")
+    args = [str(group), "--data", str(tiny_data / "test"), "--limit", "3", "--corruptions",
+            "contrast,pixelate", "--severities", "1,5", "--readme", str(readme)]
+    assert bench_robustness(args) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- robustness:end -->\n\nend\n")
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines()
+            if line.startswith(("| cnn", "| vit"))}
+    assert sorted(rows) == ["cnn (baseline)", "vit"]   # the default baseline: cnn
+    assert "| 100.0% |" in rows["cnn (baseline)"] and rows["vit"].endswith("| – |")
+    assert "`python bench/robustness.py " in text
+    assert "--limit 3 --corruptions contrast,pixelate --severities 1,5`" in text
+    assert "3 test images per model, 2 corruptions (contrast, pixelate)" in text
+    assert (group / "cnn" / ROBUSTNESS).is_file()
+    ood.measure_ood(load_checkpoint(group / "vit"), [tiny_data / "test"], limit=3)
+    capsys.readouterr()
+    assert bench_robustness([*args[:-2], "--readme", "", "--table-only"]) == 0
+    vit = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit"))
+    assert vit.endswith(" / ".join(f"{s.auroc:.3f}" for s in ood.load_ood(group / "vit").scores)
+                        + " |")
+    assert bench_robustness([str(tmp_path / "nowhere"), "--data", "x", "--table-only"]) == 1

@@ -15,7 +15,8 @@ from fvcore.evaluation.evaluate import card_metrics, evaluate_predictions, read_
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "checkpoints"
 SHARED = REPO.parent / "shared" / "datasets"
-SHIPPED_FILES = {"model.safetensors", "card.json", "history.csv", "predictions.csv", "train.log"}
+SHIPPED_FILES = {"model.safetensors", "card.json", "history.csv", "predictions.csv", "train.log",
+                 "robustness.csv", "ood.json"}   # the last two: bench/robustness.py's README table
 MB = 1024 * 1024
 
 
