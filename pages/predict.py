@@ -59,6 +59,7 @@ with shell.guard("prediction"):
                                 strict=True):
             with cell:
                 sections.prediction_block(answer, k, dissent=answer.model in prediction.dissenters,
-                                          majority=prediction.majority)
+                                          majority=prediction.majority,
+                                          key=f"predict_topk_{i}_{answer.model}")
         if shifts:
             perturb.shift_section(*shifts[i])

@@ -143,6 +143,15 @@ def test_predict_shows_one_result_block_per_model_and_the_ensemble(app):
     assert len(app.get("plotly_chart")) == len(MODELS)
 
 
+def test_the_same_photo_twice_gets_two_result_blocks_not_a_duplicate_element_error(app):
+    open_page(app, "pages/predict.py")
+    photo = png(skdata.chelsea())
+    app.file_uploader(key="predict_upload").set_value([
+        ("chelsea.png", photo, "image/png"), ("chelsea-copy.png", photo, "image/png")]).run()
+    no_failure(app)
+    assert len(app.get("plotly_chart")) == 2 * len(MODELS)   # equal bars, each its own chart
+
+
 def test_bad_upload_shows_error_and_the_good_one_still_gets_results(app):
     open_page(app, "pages/predict.py")
     app.file_uploader(key="predict_upload").set_value([

@@ -117,8 +117,9 @@ def model_card(entries: Sequence[Entry], order: Sequence[str], *, key: str) -> N
 
 
 def prediction_block(answer: ModelAnswer, k: int, *, dissent: bool,
-                     majority: Optional[str]) -> None:
-    """One model's answer for one image: top-1 as a metric, group, latency, top-k bars."""
+                     majority: Optional[str], key: str) -> None:
+    """One model's answer for one image: top-1 as a metric, group, latency, top-k bars
+    (``key`` makes the chart unique: two models, or two photos, may give equal bars)."""
     from fvcore.app import charts
     top = frames.answer_top_k(answer, k)
     label, prob = top["label"][0], top["prob"][0]
@@ -133,7 +134,7 @@ def prediction_block(answer: ModelAnswer, k: int, *, dissent: bool,
             st.badge(f"differs from the majority ({majority})", icon=":material/call_split:",
                      color="orange")
         st.plotly_chart(charts.top_k_bars(top, f"Top-{len(top)}", highlight=majority),
-                        config={"displayModeBar": False})
+                        config={"displayModeBar": False}, key=key)
 
 
 def grid(n: int, per_row: int = 4, *, at_least: int = 3) -> list:
