@@ -40,12 +40,13 @@ def run(data: Path, arch: str, timeout: float) -> dict:
     db = work / "runs.db"
     times: dict[str, float] = {}
     start = time.perf_counter()
-    added = add_from_zip(archive, data.name, root=work / "data")
+    name = f"{data.name}-upload"   # a dataset's name is unique across the data roots
+    added = add_from_zip(archive, name, root=work / "data")
     times["store_zip_s"] = time.perf_counter() - start
     begin = time.perf_counter()
     report = dataset_health(added.path)
     times["health_s"] = time.perf_counter() - begin
-    job = plan_job("quick", arch, added.path, work / "checkpoints", dataset=data.name)
+    job = plan_job("quick", arch, added.path, work / "checkpoints", dataset=name)
     counts = {split: sum(per.values()) for split, per in report.counts.items()}
     guess = estimate(job, counts, len(report.classes))
     begin = time.perf_counter()
