@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence
 
 from fvcore import settings
-from fvcore.cli import commands, shift
+from fvcore.cli import commands, quality, shift
 from fvcore.errors import FvError
 from fvcore.evaluation.features import METHODS
 from fvcore.explain.cam import CAM_METHODS
@@ -136,6 +136,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = add("bench", commands.cmd_bench, prefix_chars="+", add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     shift.add_parsers(add)
+    quality.add_parsers(add)
     p = add("runs", commands.cmd_runs)
     p.add_argument("--db", default=str(settings.runs_db()))
     p.add_argument("--json", action="store_true")
