@@ -2,7 +2,18 @@
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import access, cache, charts, embedding, frames, labels, robustness, sections, shell
+from fvcore.app import (
+    access,
+    cache,
+    charts,
+    embedding,
+    explanations,
+    frames,
+    labels,
+    robustness,
+    sections,
+    shell,
+)
 from fvcore.datasets import folders
 from fvcore.evaluation import analysis
 
@@ -12,9 +23,9 @@ shell.require_models(sel)
 
 table = frames.best_first(frames.models_table(sel.models,
                                                     cache.latencies(sel.models)))
-overview, training, metrics, gallery, label_tab, map_tab, robust = st.tabs(
+overview, training, metrics, gallery, label_tab, map_tab, robust, explain = st.tabs(
     ["Overview", "Training curves", "Test metrics", "Misclassified images", "Label issues",
-     "Embedding map", "Robustness"])
+     "Embedding map", "Robustness", "Explanations"])
 
 with overview:
     sections.table(table, key="compare_table")
@@ -115,3 +126,6 @@ with map_tab, shell.guard("embedding map"):
 
 with robust:
     robustness.robustness_tab(sel.models)
+
+with explain, shell.guard("explanations"):
+    explanations.explanations_tab(sel.models)

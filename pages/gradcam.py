@@ -2,7 +2,7 @@
 score under each heatmap."""
 import streamlit as st
 
-from fvcore.app import cache, charts, limits, perturb, sections, shell
+from fvcore.app import cache, charts, explanations, limits, perturb, sections, shell
 from fvcore.explain.cam import CAM_METHODS, overlay
 
 PREDICTED = "(each model's predicted class)"
@@ -55,3 +55,8 @@ with shell.guard("Grad-CAM"), limits.action("Grad-CAM"):
 if tiles:
     st.download_button("Download the grid (PNG)", charts.cam_grid(tiles), "gradcam-grid.png",
                        "image/png", key="cam_download", icon=":material/download:")
+
+if st.toggle("Compare methods", key="cam_compare",
+             help="Every selected model (rows) under every CAM method (columns) for this photo."):
+    explanations.method_grid(sel.models, data, None if target == PREDICTED else target,
+                             alpha=alpha, score=score)

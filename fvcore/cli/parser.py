@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence
 
 from fvcore import settings
-from fvcore.cli import commands, queue, shift
+from fvcore.cli import commands, quality, queue, shift
 from fvcore.errors import FvError
 from fvcore.evaluation.features import METHODS
 from fvcore.explain.cam import CAM_METHODS
@@ -137,6 +137,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     shift.add_parsers(add)
     queue.add_parsers(add)
+    quality.add_parsers(add)
     p = add("runs", commands.cmd_runs)
     p.add_argument("--db", default=str(settings.runs_db()))
     p.add_argument("--json", action="store_true")

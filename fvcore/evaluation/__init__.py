@@ -1,7 +1,7 @@
 """Evaluation: metrics from stored probabilities, evaluating checkpoints on labelled folders (one
 test domain per folder, metrics over all and per domain), ``predictions.csv``, temperature
 scaling, and the analyses the comparison dashboard shows (confusion cells' images, label issues,
-embedding maps)."""
+embedding maps, robustness sweeps, explanation quality)."""
 from fvcore._lazy import lazy_exports
 
 EXPORTS = {"Predictions": "predictions", "compare": "evaluate",

@@ -151,20 +151,26 @@ class Classifier:
             raise FvError(f"unknown class {target!r} for {self.name}")
         return self.classes.index(target)
 
+    def cam_module(self, model: Optional[nn.Module] = None) -> nn.Module:
+        """The Grad-CAM target layer of ``model`` (default: this classifier's module; a copy of
+        it, e.g. a randomised one, has its own): the registry's layer, or the one recorded when
+        the model was imported."""
+        if not self.cam_layer:
+            raise FvError(f"{self.name}: no Grad-CAM layer was found for {self.card.arch} when "
+                          "it was imported")
+        model = self.model if model is None else model
+        return get_submodule(model, self.cam_layer) if self.spec else \
+            model.get_submodule(self.cam_layer)
+
     def explain(self, image: ImageInput, target: int | str | None = None,
                 method: str = "gradcam", *,
                 score: bool = False) -> tuple[CamResult, Optional[float]]:
         """One forward + backward: the CAM, the probabilities, and optionally the ROAD
         faithfulness score (probability drop when the top-20% pixels are removed)."""
-        if not self.cam_layer:
-            raise FvError(f"{self.name}: no Grad-CAM layer was found for {self.card.arch} when "
-                          "it was imported")
         x = self.preprocess([image])
         index = self.class_index(target)
         with self.lock:
-            layer = get_submodule(self.model, self.cam_layer) if self.spec else \
-                self.model.get_submodule(self.cam_layer)
-            result = compute_cam(self.model, layer, x,
+            result = compute_cam(self.model, self.cam_module(), x,
                                  target=index, method=method, reshape=self.cam_reshape,
                                  temperature=self.card.temperature)
             faith = faithfulness(self.model, x, result.heatmap, result.target,
