@@ -99,7 +99,8 @@ def rss_mb(pid: int) -> float:
 # -- page helpers (Playwright's sync API) -------------------------------------------------------
 
 COMPARE_TABS = ("Training curves", "Test metrics", "Per-class F1", "Calibration", "Significance",
-                "Misclassified images", "Label issues", "Embedding map", "Robustness")
+                "Misclassified images", "Label issues", "Embedding map", "Robustness",
+                "Explanations")
 """The Compare page's tabs and sub-tabs that the browser walks (the first, Overview, is open)."""
 
 NOT_RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
