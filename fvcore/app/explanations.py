@@ -148,11 +148,13 @@ def explanations_tab(entries: Sequence[Entry], *, key: str = "explain") -> None:
             fig = px.line(sanity, x="randomised", y="spearman", color="method", markers=True,
                           facet_col="model", facet_col_wrap=2, hover_data=["lowest", "layers"],
                           color_discrete_sequence=charts.COLOURS,
-                          title="Randomisation check: rank correlation with the trained "
-                                "model's heatmap")
-            fig.update_xaxes(title="share of layers randomised, from the head down",
-                             tickformat=".0%")
-            fig.update_layout(height=400, yaxis_title="Spearman", legend_title_text="method")
+                          title="Randomisation check (Spearman vs the trained heatmap)")
+            fig.update_xaxes(title="", tickformat=".0%")
+            fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+            fig.update_layout(height=400, yaxis_title="Spearman", legend_title_text="method",
+                              margin={"b": 70})
+            fig.add_annotation(text="share of layers randomised, from the head down",
+                               xref="paper", yref="paper", x=0.5, y=-0.16, showarrow=False)
             st.plotly_chart(fig, key=f"{key}_sanity")
             st.caption("Adebayo et al. (2018): re-initialising the layers from the head down "
                        "should make the heatmap change (the correlation fall); a method whose "
