@@ -47,8 +47,7 @@ def run(data: Path, arch: str, timeout: float) -> dict:
     report = dataset_health(added.path)
     times["health_s"] = time.perf_counter() - begin
     job = plan_job("quick", arch, added.path, work / "checkpoints", dataset=name)
-    counts = {split: sum(per.values()) for split, per in report.counts.items()}
-    guess = estimate(job, counts, len(report.classes))
+    guess = estimate(job, report.split_sizes, len(report.classes))
     begin = time.perf_counter()
     queued = jobs.submit(db, dataset=job.dataset, arch=job.arch, preset=job.preset, out=job.out,
                          argv=job.argv, epochs=job.epochs)

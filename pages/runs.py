@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from fvcore.app import access, charts, frames, sections, shell
+from fvcore.app import access, frames, sections, shell
 from fvcore.training.runs import list_runs, run_epochs
 
 shell.selection()  # the shared sidebar
@@ -37,15 +37,12 @@ with shell.guard("reading the run registry"):
         if not epochs:
             st.info("No finished epoch yet.")
             return
-        frame = frames.epochs_long(run_id, epochs)
         last = epochs[-1]
         a, b, c = st.columns(3)
         a.metric("Epochs done", len(epochs))
         b.metric("Best validation accuracy", f"{max(e['val_acc'] or 0 for e in epochs):.1%}")
         c.metric("Images / s (last epoch)", f"{last['images_per_s'] or 0:.0f}")
-        left, right = st.columns(2)
-        left.plotly_chart(charts.curves(frame, "loss"), key="runs_loss")
-        right.plotly_chart(charts.curves(frame, "accuracy"), key="runs_acc")
+        sections.epoch_curves(run_id, epochs, key="runs")
 
     curves()
     with st.expander("Arguments and outcome"):

@@ -5,7 +5,7 @@ page's table does not wait for them."""
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -249,3 +249,12 @@ def onnx_downloads(entries: Sequence[Entry], *, key: str) -> None:
                                on_click="ignore", help=f"{entry.name} as an ONNX graph (input "
                                f"1x3x{entry.card.image_size}x{entry.card.image_size}, "
                                "normalised; output logits)")
+
+
+def epoch_curves(name: str, epochs: Sequence[Mapping[str, Any]], *, key: str) -> None:
+    """Loss and accuracy per epoch of one run (the registry's epoch rows), side by side."""
+    from fvcore.app import charts
+    frame = frames.epochs_long(name, epochs)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.curves(frame, "loss"), key=f"{key}_loss")
+    right.plotly_chart(charts.curves(frame, "accuracy"), key=f"{key}_acc")

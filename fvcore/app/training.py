@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from fvcore import settings
-from fvcore.app import access, charts, frames, health, shell
+from fvcore.app import access, health, sections, shell
 from fvcore.datasets.store import DatasetInfo
 from fvcore.errors import FvError
 from fvcore.training import jobs
@@ -77,7 +77,7 @@ def job_form(db: str) -> None:
     left, right = st.columns([1, 4])
     if left.button("Estimate time", key="train_estimate", disabled=not archs):
         with shell.guard("estimating"), st.spinner("Measuring one step of each model..."):
-            rows, counts = [], {split: sum(per.values()) for split, per in report.counts.items()}
+            rows, counts = [], report.split_sizes
             for job in _plans(preset, archs, info, int(epochs), size):
                 got = estimate(job, counts, len(report.classes))
                 rows.append({"model": job.arch, "estimate": got.text, "basis": got.basis})
@@ -164,10 +164,7 @@ def job_detail(db: str, job: Job) -> None:
         st.error(f"{job.status}: {access.shown(job.message) or 'no reason recorded'}",
                  icon=":material/error:")
     if prog.epochs:
-        frame = frames.epochs_long(job.arch, prog.epochs)
-        left, right = st.columns(2)
-        left.plotly_chart(charts.curves(frame, "loss"), key=f"train_loss_{job.id}")
-        right.plotly_chart(charts.curves(frame, "accuracy"), key=f"train_acc_{job.id}")
+        sections.epoch_curves(job.arch, prog.epochs, key=f"train_{job.id}")
     elif job.status == "queued":
         st.caption("Waiting for the worker (jobs run one at a time unless *Jobs at once* says "
                    "more).")

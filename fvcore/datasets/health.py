@@ -84,6 +84,11 @@ class HealthReport:
         return sum(sum(c.values()) for c in self.counts.values())
 
     @property
+    def split_sizes(self) -> dict[str, int]:
+        """Usable images per split."""
+        return {split: sum(per.values()) for split, per in self.counts.items()}
+
+    @property
     def trainable(self) -> bool:
         return not self.blocking
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fvcore.errors import FvError
-from fvcore.training.runs import connect
+from fvcore.training.runs import alive, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -149,23 +149,6 @@ def list_jobs(db: str | Path) -> list[Job]:
 def pending(db: str | Path) -> bool:
     """Whether any job waits for, or is held by, a worker."""
     return any(j.active for j in list_jobs(db))
-
-
-def alive(pid: Optional[int]) -> bool:
-    """Whether a process of this id exists on this host (a zombie counts as ended)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def recover(db: str | Path) -> list[str]:

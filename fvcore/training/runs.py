@@ -94,14 +94,21 @@ def end_run(db: str | Path, run_id: str, status: str, *, message: str = "",
                      time.time(), run_id))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: Optional[int]) -> bool:
+    """Whether a process of this id exists on this host (a zombie counts as ended)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def mark_interrupted(db: str | Path) -> int:
@@ -109,7 +116,7 @@ def mark_interrupted(db: str | Path) -> int:
     with closing(connect(db)) as con, con:
         rows = con.execute("SELECT id, pid FROM runs WHERE status='running' AND host=?",
                            (socket.gethostname(),)).fetchall()
-        dead = [r["id"] for r in rows if not _alive(r["pid"])]
+        dead = [r["id"] for r in rows if not alive(r["pid"])]
         con.executemany("UPDATE runs SET status='interrupted', message='process ended without "
                         "finishing (killed or crashed)' WHERE id=?", [(d,) for d in dead])
     return len(dead)
