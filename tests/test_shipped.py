@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "checkpoints"
 SHARED = REPO.parent / "shared" / "datasets"
 SHIPPED_FILES = {"model.safetensors", "card.json", "history.csv", "predictions.csv", "train.log",
-                 "robustness.csv", "ood.json"}   # the last two: bench/robustness.py's README table
+                 "robustness.csv", "ood.json",   # bench/robustness.py's README table
+                 "explain_quality.csv", "explain_sanity.csv"}   # explain-eval, for Compare
 MB = 1024 * 1024
 
 
