@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_app
 import torch
 from PIL import Image
 from skimage import data as skdata
@@ -175,17 +176,7 @@ def test_an_imported_torchvision_model_is_scored_with_its_recorded_layer(tmp_pat
 
 # --- the app -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def navigation_mode(monkeypatch):
-    """As tests/test_app.py: run through app.py's st.navigation."""
-    from streamlit.runtime.pages_manager import PagesManager
-    detect = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        detect(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+navigation_mode = test_app.navigation_mode   # the same fixture as tests/test_app.py
 
 
 def open_app(root: Path, tiny_data: Path, tmp_path: Path, monkeypatch, page: str) -> AppTest:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_app
 from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
@@ -104,17 +105,7 @@ def test_the_shift_pairs_answers_by_model_and_names_the_flipped_ones():
 
 # --- the pages ---------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """As tests/test_app.py: run through app.py's st.navigation."""
-    from streamlit.runtime.pages_manager import PagesManager
-    detect = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        detect(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+navigation_mode = test_app.navigation_mode   # the same fixture as tests/test_app.py
 
 
 @pytest.fixture

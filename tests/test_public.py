@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_app
 from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
@@ -31,17 +32,7 @@ def png(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """As in tests/test_app.py: every AppTest run goes through app.py's st.navigation."""
-    from streamlit.runtime.pages_manager import PagesManager
-    detect = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        detect(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+navigation_mode = test_app.navigation_mode   # the same fixture as tests/test_app.py
 
 
 @pytest.fixture(scope="module")

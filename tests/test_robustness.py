@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_app
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
@@ -143,17 +144,7 @@ def test_ood_scores_are_stored_and_mark_predict_answers_below_the_threshold(cnn,
     assert app_robustness.unknown_note(low, {}).startswith("Low confidence (best 25%)")
 
 
-@pytest.fixture
-def navigation_mode(monkeypatch):
-    """As tests/test_app.py: run through app.py's st.navigation."""
-    from streamlit.runtime.pages_manager import PagesManager
-    detect = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        detect(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+navigation_mode = test_app.navigation_mode   # the same fixture as tests/test_app.py
 
 
 def compare_page(root: Path, tiny_data: Path, tmp_path: Path, monkeypatch) -> AppTest:

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from fvcore.inference.predict import PredictionRun
 
 
-def _mtime(path: Path) -> float:
+def mtime(path: Path) -> float:
+    """A file's modification time, 0.0 when it is missing: the cache stamp of stored results."""
     try:
         return path.stat().st_mtime
     except OSError:
@@ -44,7 +45,7 @@ def _mtime(path: Path) -> float:
 
 
 def _stamp(entry: Entry, filename: str) -> float:
-    return _mtime(entry.path / filename)
+    return mtime(entry.path / filename)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -56,7 +57,7 @@ def scan_cached(root: str | Path) -> Scan:
     """``checkpoint.scan`` (cards and weight headers only), redone when a card or weights file
     changes (the walk that finds the folders is bounded, see :mod:`fvcore.walk`)."""
     folders, truncated = checkpoint_folders(root)
-    signature = (truncated, *((str(f), _mtime(f / CARD), _mtime(f / WEIGHTS)) for f in folders))
+    signature = (truncated, *((str(f), mtime(f / CARD), mtime(f / WEIGHTS)) for f in folders))
     return _scan(str(root), signature)
 
 

@@ -3,24 +3,17 @@ beside the checkpoint as ``embedding.csv``; computed here or by ``python -m fvco
 coloured by class with mistakes marked; a lasso or box selection shows the photos."""
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Optional, Sequence
 
 import streamlit as st
 
 from fvcore import settings
 from fvcore.app import access, charts, gallery, limits
-from fvcore.app.cache import load_model
+from fvcore.app.cache import load_model, mtime
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation.embedding import EMBEDDING, EmbeddingMap, read_embedding, selected_rows
 from fvcore.evaluation.features import embed
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -30,7 +23,7 @@ def _read(folder: str, stamp: float) -> Optional[EmbeddingMap]:
 
 def stored_map(entry: Entry) -> Optional[EmbeddingMap]:
     """The entry's ``embedding.csv`` (cached until the file changes)."""
-    return _read(str(entry.path), _mtime(entry.path / EMBEDDING))
+    return _read(str(entry.path), mtime(entry.path / EMBEDDING))
 
 
 def compute(entry: Entry) -> None:

@@ -4,7 +4,6 @@ model-randomisation sanity check from ``explain_sanity.csv``) and the Grad-CAM p
 every selected model under every CAM method for one photo."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
@@ -38,13 +37,6 @@ def method_label(method: str) -> str:
         CAM_METHODS[method].label if method in CAM_METHODS else method)
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 @st.cache_data(show_spinner=False, max_entries=128)
 def _load(path: str, name: str, stamps: tuple[float, float]) -> Optional[ExplainQuality]:
     return load_quality(path, name)
@@ -52,8 +44,8 @@ def _load(path: str, name: str, stamps: tuple[float, float]) -> Optional[Explain
 
 def stored(entries: Sequence[Entry]) -> dict[str, ExplainQuality]:
     """The stored results of every entry that has some, by name (re-read when a file changes)."""
-    found = {e.name: _load(str(e.path), e.name, (_mtime(e.path / QUALITY),
-                                                 _mtime(e.path / SANITY))) for e in entries}
+    found = {e.name: _load(str(e.path), e.name, (cache.mtime(e.path / QUALITY),
+                                                 cache.mtime(e.path / SANITY))) for e in entries}
     return {name: q for name, q in found.items() if q is not None and q.methods}
 
 

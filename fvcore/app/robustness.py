@@ -3,12 +3,12 @@ checkpoint's ``robustness.csv``, the mCE ranking, calibration under shift, the O
 ``ood.json``) and Predict's "probably none of its classes" mark from each model's OOD threshold."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import pandas as pd
 import streamlit as st
 
+from fvcore.app.cache import mtime
 from fvcore.checkpoints.catalog import Entry
 from fvcore.evaluation.ood import OOD, OodReport, load_ood
 from fvcore.evaluation.robustness import (
@@ -27,13 +27,6 @@ SWEEP_COMMAND = ("python -m fvcore robustness CHECKPOINT... --data DIR/test --li
 OOD_COMMAND = "python -m fvcore ood CHECKPOINT... --data DIR/test"
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 @st.cache_data(show_spinner=False, max_entries=128)
 def _sweep(path: str, name: str, stamp: float) -> Optional[Robustness]:
     return load_robustness(path, name)
@@ -46,13 +39,13 @@ def _ood(path: str, stamp: float) -> Optional[OodReport]:
 
 def sweeps(entries: Sequence[Entry]) -> dict[str, Robustness]:
     """The stored sweep of every entry that has one (with a clean row), by name."""
-    found = {e.name: _sweep(str(e.path), e.name, _mtime(e.path / ROBUSTNESS)) for e in entries}
+    found = {e.name: _sweep(str(e.path), e.name, mtime(e.path / ROBUSTNESS)) for e in entries}
     return {name: s for name, s in found.items() if s is not None and s.clean and s.rows}
 
 
 def ood_reports(entries: Sequence[Entry]) -> dict[str, OodReport]:
     """The stored ``ood.json`` of every entry that has one, by name."""
-    found = {e.name: _ood(str(e.path), _mtime(e.path / OOD)) for e in entries}
+    found = {e.name: _ood(str(e.path), mtime(e.path / OOD)) for e in entries}
     return {name: r for name, r in found.items() if r is not None}
 
 
