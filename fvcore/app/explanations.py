@@ -49,11 +49,16 @@ def stored(entries: Sequence[Entry]) -> dict[str, ExplainQuality]:
     return {name: q for name, q in found.items() if q is not None and q.methods}
 
 
-def _beats(m: MethodQuality, base: Optional[MethodQuality]) -> Optional[int]:
-    if base is None or m.method == RANDOM:
-        return None
-    return sum((getattr(m, k) > getattr(base, k)) == up for k, up in HIGHER.items()
+def _beats(m: MethodQuality, base: Optional[MethodQuality]) -> str:
+    """``2 of 3``; ``baseline`` for the random heatmap itself, ``–`` without one to beat (a
+    text cell: the table would show a missing number as "None")."""
+    if m.method == RANDOM:
+        return "baseline"
+    if base is None:
+        return "–"
+    wins = sum((getattr(m, k) > getattr(base, k)) == up for k, up in HIGHER.items()
                if k not in ("road_morf", "road_lerf"))
+    return f"{wins} of 3"
 
 
 def quality_frame(found: Mapping[str, ExplainQuality]) -> pd.DataFrame:
@@ -97,9 +102,9 @@ def _table(frame: pd.DataFrame, key: str) -> None:
                                                  "are inserted into a blurred copy, most "
                                                  "relevant first: higher is better"),
         "ms": st.column_config.NumberColumn("ms / image", format="%.1f"),
-        "beats_random": st.column_config.NumberColumn(
-            "Beats random (of 3)", help="On how many of ROAD, deletion and insertion the "
-                                        "method beats the random heatmap")})
+        "beats_random": st.column_config.TextColumn(
+            "Beats random", help="On how many of ROAD, deletion and insertion the method "
+                                 "beats the random heatmap")})
 
 
 def explanations_tab(entries: Sequence[Entry], *, key: str = "explain") -> None:
