@@ -17,7 +17,7 @@ from fvcore.checkpoints.catalog import datasets
 from fvcore.cli import main
 from fvcore.errors import CheckpointError, FvError
 from fvcore.evaluation.evaluate import read_predictions
-from fvcore.explain.cam import CAM_METHODS, _cam_class
+from fvcore.explain.cam import CAM_METHODS, cam_class
 from fvcore.models.registry import create_model
 
 
@@ -74,14 +74,14 @@ def test_gradcam_is_an_input_sized_map_in_unit_range_for_every_method(checkpoint
 def test_every_cam_method_names_its_grad_cam_class_and_label(method):
     import pytorch_grad_cam
     spec = CAM_METHODS[method]
-    assert _cam_class(method) is getattr(pytorch_grad_cam, spec.cam_class)
-    assert _cam_class(method.upper()) is _cam_class(method)
+    assert cam_class(method) is getattr(pytorch_grad_cam, spec.cam_class)
+    assert cam_class(method.upper()) is cam_class(method)
     assert spec.label and spec.label.replace("-", "").lower() == method.replace("-", "")
 
 
 def test_an_unknown_cam_method_lists_the_table():
     with pytest.raises(FvError, match="choose one of gradcam, gradcam\\+\\+, eigencam, layercam"):
-        _cam_class("scorecam")
+        cam_class("scorecam")
 
 
 def test_cam_view_has_the_predicted_and_explained_class(checkpoint_root):

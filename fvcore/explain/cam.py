@@ -33,7 +33,9 @@ CAM_METHODS: Mapping[str, CamMethod] = MappingProxyType({
 page's menu and :func:`compute_cam` read this one table."""
 
 
-def _cam_class(method: str):
+def cam_class(method: str) -> type:
+    """The ``pytorch_grad_cam`` class of a :data:`CAM_METHODS` name (any case); a one-line
+    :class:`FvError` listing the known names otherwise."""
     import pytorch_grad_cam
     try:
         return getattr(pytorch_grad_cam, CAM_METHODS[method.lower()].cam_class)
@@ -95,7 +97,7 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, *, target: 
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise FvError(f"CAM needs one RGB image tensor 1x3xHxW, got {tuple(x.shape)}")
-    cam_cls, method = _cam_class(method), method.lower()
+    cam_cls, method = cam_class(method), method.lower()
     start = time.perf_counter()
     # a fresh leaf, then one cheap op so that in-place ops after the layer (DenseNet's relu_)
     # act on a non-leaf tensor
