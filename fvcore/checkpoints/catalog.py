@@ -51,6 +51,7 @@ def weights_sha256(folder: str | Path) -> str:
     stat = path.stat()
     return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
+
 @dataclass(frozen=True)
 class Problem:
     """A checkpoint folder that was skipped, and why (one line)."""
