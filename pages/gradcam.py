@@ -32,6 +32,8 @@ if score:
                "what the model really uses; near zero or negative means it does not.")
 
 data = upload.getvalue()
+if not shell.readable_image(upload.name, data):
+    st.stop()
 tiles = []
 with shell.guard("Grad-CAM"), limits.action("Grad-CAM"):
     models = shell.load_models(sel.models)

@@ -174,6 +174,16 @@ def test_gradcam_shows_one_heatmap_per_model_with_faithfulness(app):
     assert app.get("download_button")
 
 
+def test_a_broken_gradcam_upload_is_one_line_naming_the_file_not_one_per_model(app):
+    open_page(app, "pages/gradcam.py")
+    app.file_uploader(key="cam_upload").set_value(
+        ("notes.jpg", b"these are not pixels", "image/jpeg")).run()
+    assert not app.exception
+    assert [e.value.split(": ")[0] for e in app.error] == ["notes.jpg"]
+    assert "\n" not in app.error[0].value
+    assert not app.get("image") and not app.get("download_button")
+
+
 def test_the_gradcam_menu_is_the_cam_table(app):
     open_page(app, "pages/gradcam.py")
     no_failure(app)

@@ -19,7 +19,8 @@ from fvcore.app.cache import LoadedModel, load_model, measure_latency, scan_cach
 from fvcore.app.frames import short_names
 from fvcore.checkpoints.catalog import Entry, Problem, datasets, status_tag
 from fvcore.datasets.folders import find_images
-from fvcore.errors import FvError
+from fvcore.errors import FvError, ImageError
+from fvcore.inference.images import load_image
 
 log = logging.getLogger("fvcore.app")
 
@@ -104,6 +105,17 @@ def guard(what: str = "") -> Iterator[None]:
                  icon=":material/error:")
     finally:
         _entry.guards = depth
+
+
+def readable_image(name: str, data: bytes) -> bool:
+    """Whether an upload decodes as an image; when it does not, one ``name: reason`` error line
+    for it (a page then skips it instead of failing once per model)."""
+    try:
+        load_image(data, name=name)
+    except ImageError as exc:
+        st.error(str(exc), icon=":material/broken_image:")
+        return False
+    return True
 
 
 # -- loading with feedback ----------------------------------------------------------------------
