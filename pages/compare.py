@@ -57,16 +57,24 @@ with overview:
     sections.model_card(sel.models, list(table["model"]), key="compare_card")
 
 with training:
-    long = frames.curves_long(cache.histories(sel.models))
+    histories = cache.histories(sel.models)
+    long = frames.curves_long(histories)
     if long.empty:
         st.info("None of the selected checkpoints has a history.csv.")
     else:
         pick, scale = st.columns(2, vertical_alignment="bottom")
-        split = pick.radio("Curves", ["train and validation", "validation", "train"],
-                           horizontal=True, key="curves_split",
-                           help="With many models, one split at a time is easier to read.")
+        per_source = "validation per source"
+        options = ["train and validation", "validation", "train"]
+        split = pick.radio("Curves", options + ([per_source] if frames.has_domain_curves(
+                           histories) else []), horizontal=True, key="curves_split",
+                           help="With many models, one split at a time is easier to read. "
+                           "Validation per source: the validation accuracy on each dataset "
+                           "folder of a model trained on several (e.g. shelves vs web photos).")
         log_y = scale.toggle("Log-scale y axis", key="curves_log")
-        if split != "train and validation":
+        if split == per_source:
+            long = frames.curves_long(histories, domains=True)
+            long = long[long["split"] != "train"]
+        elif split != "train and validation":
             long = long[long["split"] == split]
         left, right = st.columns(2)
         left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")

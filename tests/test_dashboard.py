@@ -271,6 +271,22 @@ def test_curves_long_has_both_splits_and_metrics():
     assert len(long) == 8 and set(long["split"]) == {"train", "validation"}
     fig = charts.curves(long, "loss", log_y=True)
     assert fig.layout.title.text and fig.layout.yaxis.title.text == "loss (log scale)"
+    assert not frames.has_domain_curves({"m": history})
+
+
+def test_validation_accuracy_per_source_is_a_dashed_curve_of_its_own_when_asked_for():
+    history = pd.DataFrame({"epoch": [1, 2], "val_loss": [1.1, 0.6], "val_acc": [0.4, 0.6],
+                            "val_acc:shelves": [0.5, 0.8], "val_acc:web": [0.3, 0.4]})
+    assert frames.has_domain_curves({"m": history, "other": history[["epoch", "val_acc"]]})
+    assert set(frames.curves_long({"m": history})["split"]) == {"validation"}
+    long = frames.curves_long({"m": history}, domains=True)
+    web = long[long["split"] == "validation: web"]
+    assert list(web["value"]) == [0.3, 0.4] and set(web["metric"]) == {"accuracy"}
+    fig = charts.curves(long, "accuracy")
+    dashes = {trace.name: trace.line.dash for trace in fig.data}
+    assert dashes == {"validation": "solid", "validation: shelves": "dash",
+                      "validation: web": "dashdot"}
+    assert "per source dashed" in fig.layout.title.text
 
 
 def test_every_chart_has_a_title_and_axis_labels(checkpoint_root):

@@ -18,9 +18,11 @@ from conftest import make_dataset
 from fvcore import load_checkpoint
 from fvcore.checkpoints.card import ModelCard
 from fvcore.cli import main
+from fvcore.datasets.combine import load_datasets
 from fvcore.evaluation.evaluate import read_predictions
 from fvcore.training.recipe import TrainConfig
 from fvcore.training.runs import list_runs, run_epochs
+from fvcore.training.steps import validation_domains
 from fvcore.training.trainer import train
 
 pytestmark = pytest.mark.slow
@@ -61,8 +63,10 @@ def test_training_learns_the_shapes_well_above_chance(trained):
 
 
 def test_history_csv_has_every_epoch_while_training_not_only_the_best_ones(trained):
-    _, _, rows_per_epoch = trained
+    out, _, rows_per_epoch = trained
     assert rows_per_epoch == list(range(1, 7))
+    header = (out / "history.csv").read_text().splitlines()[0]
+    assert header == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds"  # one folder
 
 
 def test_the_finished_folder_is_a_loadable_checkpoint_with_a_complete_card(trained):
@@ -243,6 +247,26 @@ def test_two_folders_train_one_model_whose_card_reports_each_test_domain(combine
     assert by_split["wild"]["dataset"] == "wild" and card.metrics["dataset"] == "shapes"
     assert card.calibration["n_images"] == 24                # the combined validation split
     assert json.loads((out / "card.json").read_text())["schema_version"] == 1
+
+
+def test_history_has_each_sources_validation_accuracy_which_together_make_the_whole(combined):
+    tiny_data, _, out, _ = combined
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    mine, wild = f"val_acc:{tiny_data.name}", "val_acc:wild"
+    assert len(rows) == 2 and list(rows[0])[-2:] == [mine, wild]
+    for row in rows:     # 18 validation images from tiny_data, 6 from wild
+        whole = (float(row[mine]) * 18 + float(row[wild]) * 6) / 24
+        assert whole == pytest.approx(float(row["val_acc"]))
+    assert f"(val_acc {tiny_data.name} " in (out / "train.log").read_text()
+
+
+def test_each_rank_knows_the_source_of_its_share_of_the_validation_images(combined):
+    tiny_data, wild, _, _ = combined
+    splits = load_datasets([tiny_data, wild])
+    whole = validation_domains(splits)
+    assert whole.names == (tiny_data.name, "wild") and whole.of_item == (0,) * 18 + (1,) * 6
+    assert validation_domains(splits, 1, 2).of_item == whole.of_item[1::2]
+    assert validation_domains(load_datasets([tiny_data])) is None
 
 
 def test_predictions_csv_names_each_rows_test_domain_and_prefixes_paths_with_it(combined):

@@ -89,15 +89,19 @@ def efficiency(table: pd.DataFrame, front: pd.DataFrame, cost: str, cost_title: 
 
 
 def curves(long: pd.DataFrame, metric: str, *, log_y: bool = False) -> go.Figure:
-    """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train (``long``
-    may hold one split only)."""
+    """Overlaid per-epoch curves: colour = model, solid = validation, dotted = train, dashed =
+    validation on one source of a run on several folders (``long`` may hold one split only)."""
     data = long[long["metric"] == metric]
     single = data["model"].nunique() == 1   # one model: colour the splits instead
     splits = sorted(data["split"].unique())
-    shown = "train dotted, validation solid" if len(splits) != 1 else f"{splits[0]} only"
+    per_domain = [s for s in splits if s.startswith("validation: ")]
+    shown = ("validation solid, per source dashed" if per_domain
+             else f"{splits[0]} only" if len(splits) == 1 else "train dotted, validation solid")
+    dashes = {"validation": "solid", "train": "dot",
+              **{s: ("dash", "dashdot", "longdash")[i % 3] for i, s in enumerate(per_domain)}}
     fig = px.line(data, x="epoch", y="value", color="split" if single else "model",
                   line_dash="split", markers=True, log_y=log_y, color_discrete_sequence=COLOURS,
-                  line_dash_map={"validation": "solid", "train": "dot"})
+                  line_dash_map=dashes)
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
     return _finish(fig, f"{metric.capitalize()} per epoch ({shown})",

@@ -11,7 +11,7 @@ import pandas as pd
 
 from fvcore.app import domains
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import Entry, status_tag
+from fvcore.checkpoints.catalog import DOMAIN_ACC, Entry, status_tag
 from fvcore.checkpoints.history import read_history
 
 if TYPE_CHECKING:
@@ -208,20 +208,31 @@ def pareto_front(table: pd.DataFrame, cost: str, value: str = "accuracy") -> pd.
 
 
 
-def curves_long(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per-epoch frames -> long rows (model, epoch, split, metric, value) for overlaid curves."""
+def curves_long(histories: Mapping[str, pd.DataFrame], *,
+                domains: bool = False) -> pd.DataFrame:
+    """Per-epoch frames -> long rows (model, epoch, split, metric, value) for overlaid curves;
+    with ``domains`` also the validation accuracy on each source of a run trained on several
+    folders (``val_acc:<source>`` columns) as split ``validation: <source>``."""
     parts = []
     for name, frame in histories.items():
-        for split, prefix in (("train", "train_"), ("validation", "val_")):
-            for metric in ("loss", "acc"):
-                column = prefix + metric
-                if column in frame.columns:
-                    part = frame[["epoch", column]].rename(columns={column: "value"})
-                    parts.append(part.assign(model=name, split=split,
-                                             metric="accuracy" if metric == "acc" else "loss"))
+        columns = [(split, prefix + short, metric) for split, prefix in
+                   (("train", "train_"), ("validation", "val_"))
+                   for short, metric in (("loss", "loss"), ("acc", "accuracy"))]
+        if domains:
+            columns += [(f"validation: {c[len(DOMAIN_ACC):]}", c, "accuracy")
+                        for c in frame.columns if str(c).startswith(DOMAIN_ACC)]
+        for split, column, metric in columns:
+            if column in frame.columns:
+                part = frame[["epoch", column]].rename(columns={column: "value"})
+                parts.append(part.assign(model=name, split=split, metric=metric))
     if not parts:
         return pd.DataFrame(columns=["epoch", "value", "model", "split", "metric"])
     return pd.concat(parts, ignore_index=True).dropna(subset=["value"])
+
+
+def has_domain_curves(histories: Mapping[str, pd.DataFrame]) -> bool:
+    """Whether any history has validation accuracy per source (a run on several folders)."""
+    return any(str(c).startswith(DOMAIN_ACC) for f in histories.values() for c in f.columns)
 
 
 def epochs_long(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -26,6 +26,9 @@ WEIGHTS, CARD, HISTORY, PREDICTIONS = ("model.safetensors", "card.json", "histor
                                        "predictions.csv")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 """The columns of ``history.csv``, one row per epoch."""
+DOMAIN_ACC = "val_acc:"
+"""Prefix of a history column of validation accuracy on one source (test domain) of a run
+trained on several dataset folders, e.g. ``val_acc:produce-wild``."""
 TRAIN_STATE = ".train"
 """The sub-folder a training run keeps its resume state in; gone once the run has finished."""
 MAX_HEADER_BYTES = 100_000_000   # the safetensors library refuses longer headers

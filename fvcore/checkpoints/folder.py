@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import (
     CARD,
+    DOMAIN_ACC,
     HISTORY,
     HISTORY_COLUMNS,
     PREDICTIONS,
@@ -101,6 +102,13 @@ def rows_to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return out.getvalue()
 
 
+def history_csv(rows: Sequence[dict]) -> str:
+    """``history.csv`` text: the fixed :data:`HISTORY_COLUMNS`, then each ``val_acc:<domain>``
+    column the rows have (a run on several dataset folders; older rows leave them empty)."""
+    domains = dict.fromkeys(k for row in rows for k in row if k.startswith(DOMAIN_ACC))
+    return rows_to_csv(rows, [*HISTORY_COLUMNS, *domains])
+
+
 def save_checkpoint(folder: str | Path, model: nn.Module, card: ModelCard, *,
                     history: Optional[Sequence[dict]] = None,
                     predictions: Optional[str] = None, half: bool = True) -> Path:
@@ -109,7 +117,7 @@ def save_checkpoint(folder: str | Path, model: nn.Module, card: ModelCard, *,
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(folder / WEIGHTS, model, half=half)
     if history is not None:
-        atomic_write(folder / HISTORY, rows_to_csv(history, HISTORY_COLUMNS))
+        atomic_write(folder / HISTORY, history_csv(history))
     if predictions is not None:
         atomic_write(folder / PREDICTIONS, predictions)
     atomic_write(folder / CARD, card.to_json())

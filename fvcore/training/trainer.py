@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import CARD, HISTORY, HISTORY_COLUMNS
-from fvcore.checkpoints.folder import atomic_write, rows_to_csv, save_checkpoint
+from fvcore.checkpoints.catalog import CARD, HISTORY
+from fvcore.checkpoints.folder import atomic_write, history_csv, save_checkpoint
 from fvcore.datasets.combine import load_datasets
 from fvcore.datasets.folders import DataSplits
 from fvcore.evaluation.calibration import summary
@@ -37,20 +37,20 @@ from fvcore.inference.loading import load_checkpoint
 from fvcore.inference.presets import EvalPreset
 from fvcore.models.cost import count_flops, count_params
 from fvcore.models.registry import create_model, get_submodule
-from fvcore.training import runs
+from fvcore.training import runs, steps
 from fvcore.training.augment import TrainPreset, batch_mixer
 from fvcore.training.data import ImageListDataset, head_features
 from fvcore.training.launch import Run, launch
 from fvcore.training.recipe import TrainConfig, configure_finetuning, param_groups, warmup_cosine
 from fvcore.training.state import STATE, Progress, clear_state, load_state, save_state
-from fvcore.training.steps import evaluate_loader, train_one_epoch
 from fvcore.training.warmstart import warm_start
 
 
 @dataclass(frozen=True)
 class Data:
     """The splits and what feeds them to the model: both loaders, the sampler (torchrun) and the
-    generator each epoch seeds, the eval preset, and whether inputs are cached head features."""
+    generator each epoch seeds, the eval preset, whether inputs are cached head features, and
+    (several dataset folders) which folder each of this rank's validation images came from."""
 
     splits: DataSplits
     train: DataLoader
@@ -59,6 +59,7 @@ class Data:
     generator: torch.Generator
     eval_preset: EvalPreset
     cached: bool
+    val_domains: Optional[steps.Domains] = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def _data(run: Run, config: TrainConfig, splits: DataSplits, model: nn.Module) -
                               **loader_args)
     val_loader = DataLoader(Subset(val_ds, range(run.rank, len(val_ds), run.world)),
                             **loader_args)
-    return Data(splits, train_loader, val_loader, sampler, generator, eval_preset, cached)
+    return Data(splits, train_loader, val_loader, sampler, generator, eval_preset, cached,
+                steps.validation_domains(splits, run.rank, run.world))
 
 
 def _learner(run: Run, config: TrainConfig, data: Data, model: nn.Module, *,
@@ -231,26 +233,27 @@ def _epoch(run: Run, config: TrainConfig, data: Data, learner: Learner, card: Mo
         data.sampler.set_epoch(epoch)
     tic = time.perf_counter()
     row: dict[str, Any] = {"epoch": epoch, "lr": learner.optimizer.param_groups[-1]["lr"]}
-    row.update(train_one_epoch(learner.net, data.train, learner.optimizer, learner.scheduler,
-                               learner.criterion, run.device, precision=config.precision,
-                               epoch=epoch, frozen_backbone=learner.frozen_backbone,
-                               progress=run.rank == 0, mix=learner.mix))
-    row.update(evaluate_loader(learner.net, data.val, learner.criterion, run.device,
-                               precision=config.precision))
+    row.update(steps.train_one_epoch(
+        learner.net, data.train, learner.optimizer, learner.scheduler, learner.criterion,
+        run.device, precision=config.precision, epoch=epoch,
+        frozen_backbone=learner.frozen_backbone, progress=run.rank == 0, mix=learner.mix))
+    row.update(steps.evaluate_loader(learner.net, data.val, learner.criterion, run.device,
+                                     precision=config.precision, domains=data.val_domains))
     row["seconds"] = round(time.perf_counter() - tic, 2)
     improved = progress.record(row, config.min_delta)
     run.log.info(f"{config.arch} epoch {epoch}/{config.epochs} "
                  f"train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
                  f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} "
                  f"lr {row['lr']:.2e} {row['images_per_s']:.1f} img/s "
-                 f"{row['seconds']:.0f}s{' *best*' if improved else ''}")
+                 f"{row['seconds']:.0f}s{' *best*' if improved else ''}"
+                 f"{steps.domain_note(row)}")
     if run.rank == 0:
         runs.log_epoch(config.runs_db, progress.run_id, row)
         if improved:
             card.best_epoch, card.epochs_run = epoch, epoch
             save_checkpoint(run.out, learner.model, card, history=progress.history)
         else:  # history.csv always has every epoch: live curves, progress on Home
-            atomic_write(run.out / HISTORY, rows_to_csv(progress.history, HISTORY_COLUMNS))
+            atomic_write(run.out / HISTORY, history_csv(progress.history))
         save_state(run.out, learner.model, learner.optimizer, learner.scheduler, progress)
     stop = progress.bad_epochs >= config.patience and epoch >= config.min_epochs
     if stop:
@@ -272,7 +275,7 @@ def _finish(run: Run, config: TrainConfig, data: Data, progress: Progress,
     card.epochs_run = len(history) and history[-1]["epoch"]
     card.stopped_early = stopped
     card.training_seconds = round(progress.elapsed, 1)
-    atomic_write(run.out / HISTORY, rows_to_csv(history, HISTORY_COLUMNS))
+    atomic_write(run.out / HISTORY, history_csv(history))
     fit, _ = calibrate_and_test(classifier, data.splits)
     run.log.info(summary(fit))
     clear_state(run.out)
