@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fvcore.cli.bars import progress_bar
 from fvcore.errors import FvError
 from fvcore.evaluation.explain_eval import LIMIT, explain_eval
 from fvcore.evaluation.explanations import QUALITY, ExplainQuality
@@ -48,15 +49,11 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     relevant first, deletion and insertion areas, ms per image, and the same for a random
     heatmap) and run the model-randomisation sanity check; saved in explain_quality.csv and
     explain_sanity.csv beside each checkpoint (resumable per method)."""
-    from tqdm import tqdm
     methods = parse_list(args.methods) or None
     percentiles = parse_percentiles(args.percentiles)
     for folder in args.checkpoints:
         classifier = load_checkpoint(folder)
-        with tqdm(desc=classifier.name, unit="map", leave=False, disable=args.quiet) as bar:
-            def advance(done: int, total: int, bar=bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        with progress_bar(classifier.name, "map", quiet=args.quiet) as advance:
             result = explain_eval(classifier, args.data, methods=methods, limit=args.limit,
                                   seed=args.seed, percentiles=percentiles, steps=args.steps,
                                   sanity=not args.no_sanity, progress=advance)

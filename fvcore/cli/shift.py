@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fvcore.cli.bars import progress_bar
 from fvcore.errors import FvError
 from fvcore.evaluation.corruptions import corruption_names
 from fvcore.evaluation.ood import measure_ood
@@ -43,17 +44,13 @@ def parse_corruptions(text: str | None) -> list[str]:
 def cmd_robustness(args: argparse.Namespace) -> int:
     """Accuracy and ECE of each checkpoint under ImageNet-C corruptions at each severity, saved
     in robustness.csv beside it (resumable), with the mCE relative to a baseline checkpoint."""
-    from tqdm import tqdm
     names, severities = parse_corruptions(args.corruptions), parse_severities(args.severities)
     baseline = args.baseline or args.checkpoints[0]
     folders = list(dict.fromkeys([*args.checkpoints, baseline]))
     results = {}
     for folder in folders:
         classifier = load_checkpoint(folder)
-        with tqdm(desc=classifier.name, unit="img", leave=False, disable=args.quiet) as bar:
-            def advance(done: int, total: int, bar=bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        with progress_bar(classifier.name, "img", quiet=args.quiet) as advance:
             results[folder] = sweep(classifier, args.data, corruptions=names,
                                     severities=severities, limit=args.limit, seed=args.seed,
                                     progress=advance)
