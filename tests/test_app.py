@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from skimage import data as skdata
@@ -267,6 +268,25 @@ def test_compare_training_curves_one_split_at_a_time(app):
     assert "validation only" in loss["layout"]["title"]["text"]
     names = [trace["name"] for trace in loss["data"]]
     assert len(names) == len(MODELS) and all("validation" in name for name in names)
+    assert "validation per source" not in app.radio(key="curves_split").options  # one folder
+
+
+def test_compare_draws_validation_accuracy_per_source_of_a_model_trained_on_two(app, app_root):
+    history = app_root / "shapes" / "cnn" / "history.csv"
+    kept = history.read_text()
+    frame = pd.read_csv(history).assign(**{"val_acc:shelves": 0.9, "val_acc:web": 0.4})
+    frame.to_csv(history, index=False)
+    try:
+        open_page(app, "pages/compare.py")
+        app.radio(key="curves_split").set_value("validation per source").run()
+        no_failure(app)
+        accuracy = json.loads(app.get("plotly_chart")[2].proto.spec)
+        dashed = {t["name"]: t["line"]["dash"] for t in accuracy["data"]
+                  if t["line"]["dash"] != "solid"}
+        assert dashed == {"cnn, validation: shelves": "dash", "cnn, validation: web": "dashdot"}
+        assert not any("train" in t["name"] for t in accuracy["data"])
+    finally:
+        history.write_text(kept)
 
 
 def test_compare_opens_on_the_best_model(app):
