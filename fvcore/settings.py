@@ -58,7 +58,7 @@ VARIABLES = {
     ENV_MAX_EVAL_IMAGES: "images one evaluation zip may hold (default: 500 in public mode, 0 = "
                          "the zip limits only)",
 }
-"""Every variable and what it sets: the README's table is checked against this."""
+"""Every variable and what it sets: docs/layout.md's table is checked against this."""
 
 BACKENDS = ("onnx", "pytorch")
 

@@ -3,7 +3,7 @@ headless Chromium through Playwright. Uploads a photo on Predict, waits for ever
 imports a notebook's state dict (after a wrong file) and saves a screenshot of every page to
 artifacts/screenshots/ (or $FVCORE_SCREENSHOTS).
 
-A second server runs in public mode with the settings of the README's Deploying command: no
+A second server runs in public mode with the settings of docs/deploying.md's command: no
 page shows a server path, the folder box is gone, operator pages refuse, Predict and Compare work.
 
 Set FVCORE_SKIP_E2E=1 to skip; otherwise a missing Chromium is a failure, not a silent skip."""
@@ -101,9 +101,8 @@ def browser_page(server, browser):
 
 
 def deploying_settings() -> dict[str, str]:
-    """The FVCORE_* settings of the README's Deploying command."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Deploying"):]
+    """The FVCORE_* settings of docs/deploying.md's command."""
+    section = (ROOT / "docs" / "deploying.md").read_text()
     words = shlex.split(re.search(r"```bash\n(.+?)\n```", section, flags=re.S).group(1))
     start = next(i for i, w in enumerate(words) if w.endswith("streamlit"))
     assert words[start:start + 3][1:] == ["run", "app.py"]
@@ -112,7 +111,7 @@ def deploying_settings() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def public_server(server):
-    """`streamlit run app.py` with the README's deployment settings, over the same folders."""
+    """`streamlit run app.py` with docs/deploying.md's settings, over the same folders."""
     env = deploying_settings()
     assert env[settings.ENV_PUBLIC] == "1" and settings.ENV_OPERATOR_TOKEN in env
     work = server["work"]

@@ -1,5 +1,5 @@
-"""The repository contract: the README's commands are what CI runs, its layout names every
-module; no stray dependencies."""
+"""The repository contract: the README's commands are what CI runs, docs/layout.md names every
+module and setting, the README links every page under docs/; no stray dependencies."""
 from __future__ import annotations
 
 import re
@@ -44,9 +44,9 @@ def test_the_code_passes_the_linter():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_readme_layout_names_every_folder_module_and_page():
-    readme = (ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):readme.index("## Settings")]
+def test_the_layout_page_names_every_folder_module_and_page():
+    text = (ROOT / "docs" / "layout.md").read_text()
+    layout = text[text.index("# Layout"):text.index("## Settings")]
     package = ROOT / "fvcore"
     folders = [p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"]
     modules = [p.name for p in package.rglob("*.py") if not p.name.startswith("__")]
@@ -56,10 +56,10 @@ def test_the_readme_layout_names_every_folder_module_and_page():
     assert [p for p in pages if p not in layout] == []
 
 
-def test_the_readme_lists_every_setting():
+def test_the_layout_page_lists_every_setting():
     from fvcore import settings
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Settings"):]
+    text = (ROOT / "docs" / "layout.md").read_text()
+    table = text[text.index("## Settings"):]
     listed = re.findall(r"^\| `(FVCORE_\w+)` \|", table, flags=re.M)
     assert listed == list(settings.VARIABLES)
 
@@ -70,3 +70,21 @@ def test_every_fvcore_variable_the_code_reads_is_a_setting():
                      for p in (ROOT / folder).rglob("*.py"))
     used = set(re.findall(r"FVCORE_[A-Z0-9_]+", code + (ROOT / "app.py").read_text()))
     assert used <= set(settings.VARIABLES)
+
+
+def test_the_readme_is_a_front_page_that_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert [p for p in pages if f"](docs/{p})" not in readme] == []
+    # what it is, a screenshot and the two commands come first; the results table soon after
+    assert readme.index("![") < readme.index("## Two commands") < readme.index("### Results")
+    assert readme.index("### Results") < 8000 and "## Layout" not in readme
+
+
+def test_every_relative_link_in_the_readme_and_docs_points_at_a_file():
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
