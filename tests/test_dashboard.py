@@ -287,6 +287,8 @@ def test_validation_accuracy_per_source_is_a_dashed_curve_of_its_own_when_asked_
     assert dashes == {"validation": "solid", "validation: shelves": "dash",
                       "validation: web": "dashdot"}
     assert "per source dashed" in fig.layout.title.text
+    live = frames.epochs_long("run", [{"epoch": 1, "val_acc": 0.5, "val_acc:web": 0.3}])
+    assert set(live["split"]) == {"validation", "validation: web"}   # Train and Runs pages
 
 
 def test_every_chart_has_a_title_and_axis_labels(checkpoint_root):

@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from fvcore.cli import main
 from fvcore.datasets.combine import load_datasets
 from fvcore.evaluation.evaluate import read_predictions
 from fvcore.training.recipe import TrainConfig
-from fvcore.training.runs import list_runs, run_epochs
+from fvcore.training.runs import SCHEMA, list_runs, log_epoch, run_epochs
 from fvcore.training.steps import validation_domains
 from fvcore.training.trainer import train
 
@@ -258,6 +259,29 @@ def test_history_has_each_sources_validation_accuracy_which_together_make_the_wh
         whole = (float(row[mine]) * 18 + float(row[wild]) * 6) / 24
         assert whole == pytest.approx(float(row["val_acc"]))
     assert f"(val_acc {tiny_data.name} " in (out / "train.log").read_text()
+
+
+def test_the_run_registry_keeps_each_sources_validation_accuracy_for_live_curves(combined):
+    tiny_data, _, out, _ = combined
+    [run] = list_runs(out.parent / "runs.db")
+    epochs = run_epochs(out.parent / "runs.db", run["id"])
+    history = list(csv.DictReader((out / "history.csv").open()))
+    for epoch, row in zip(epochs, history, strict=True):
+        for column in ("val_acc:wild", f"val_acc:{tiny_data.name}"):
+            assert epoch[column] == pytest.approx(float(row[column]))
+        assert "domains" not in epoch
+
+
+def test_a_registry_from_before_per_source_accuracy_still_reads_and_records(tmp_path):
+    db = tmp_path / "runs.db"
+    with sqlite3.connect(db) as con:   # the epochs table as it was, with one row
+        con.executescript(SCHEMA.replace("    domains TEXT,\n", ""))
+        con.execute("INSERT INTO runs VALUES ('r1', 'cnn', 'd', 'f', 'o', '{}', 'h', 1, 0, 0, 0,"
+                    " 'finished', '', '{}')")
+        con.execute("INSERT INTO epochs VALUES ('r1', 1, 1.0, 0.5, 1.1, 0.4, 0.1, 3.0, 9.0)")
+    assert run_epochs(db, "r1")[0]["val_acc"] == 0.4
+    log_epoch(db, "r1", {"epoch": 2, "val_acc": 0.5, "val_acc:web": 0.25})
+    assert [e.get("val_acc:web") for e in run_epochs(db, "r1")] == [None, 0.25]
 
 
 def test_each_rank_knows_the_source_of_its_share_of_the_validation_images(combined):

@@ -236,8 +236,9 @@ def has_domain_curves(histories: Mapping[str, pd.DataFrame]) -> bool:
 
 
 def epochs_long(name: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """A run registry's epoch rows -> the long frame of :func:`curves_long`."""
-    return curves_long({name: pd.DataFrame(list(rows))})
+    """A run registry's epoch rows -> the long frame of :func:`curves_long` (with the
+    validation accuracy per source of a run on several folders)."""
+    return curves_long({name: pd.DataFrame(list(rows))}, domains=True)
 
 
 def runs_frame(runs: Sequence[Mapping[str, Any]], now: float) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from fvcore.training.jobs import Job
-from fvcore.training.runs import connect
+from fvcore.training.runs import connect, run_epochs
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,9 @@ def job_progress(db: str | Path, job: Job) -> JobProgress:
         with closing(connect(db)) as con:
             row = con.execute("SELECT id FROM runs WHERE out=? AND started>=? ORDER BY started "
                               "DESC LIMIT 1", (job.out, job.created - 1)).fetchone()
-            if row is not None:
-                run_id = row["id"]
-                epochs = [dict(r) for r in con.execute(
-                    "SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+            run_id = row["id"] if row is not None else None
+        if run_id is not None:
+            epochs = run_epochs(db, run_id)
     done = len(epochs)
     accs = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
     times = [e["seconds"] for e in epochs if e.get("seconds")]

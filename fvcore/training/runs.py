@@ -15,6 +15,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Optional
 
+from fvcore.checkpoints.catalog import DOMAIN_ACC
+
 DEFAULT_DB = "runs.db"
 
 SCHEMA = """
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER NOT NULL,
     train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL,
     lr REAL, seconds REAL, images_per_s REAL,
+    domains TEXT,
     PRIMARY KEY (run_id, epoch)
 );
 """
@@ -54,6 +57,11 @@ def connect(db: str | Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA busy_timeout=30000")
     con.executescript(SCHEMA)
+    if "domains" not in {r["name"] for r in con.execute("PRAGMA table_info(epochs)")}:
+        try:   # a registry written before per-source validation accuracy existed
+            con.execute("ALTER TABLE epochs ADD COLUMN domains TEXT")
+        except sqlite3.OperationalError:   # another process added it just now
+            pass
     return con
 
 
@@ -74,12 +82,15 @@ def start_run(db: str | Path, *, arch: str, dataset: str, fingerprint: str, out:
 
 
 def log_epoch(db: str | Path, run_id: str, row: dict[str, Any]) -> None:
-    """Store one epoch's metrics (replacing a row of the same epoch after a resume)."""
+    """Store one epoch's metrics (replacing a row of the same epoch after a resume); the
+    validation accuracy per source (``val_acc:<name>`` keys) goes into ``domains`` as JSON."""
     cols = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
             "images_per_s")
+    domains = {k[len(DOMAIN_ACC):]: v for k, v in row.items() if k.startswith(DOMAIN_ACC)}
     with closing(connect(db)) as con, con:
-        con.execute(f"INSERT OR REPLACE INTO epochs (run_id, {', '.join(cols)}) VALUES "
-                    f"(?, {', '.join('?' * len(cols))})", (run_id, *[row.get(c) for c in cols]))
+        con.execute(f"INSERT OR REPLACE INTO epochs (run_id, {', '.join(cols)}, domains) VALUES "
+                    f"(?, {', '.join('?' * len(cols))}, ?)",
+                    (run_id, *[row.get(c) for c in cols], json.dumps(domains) if domains else None))
         con.execute("UPDATE runs SET updated=? WHERE id=?", (time.time(), run_id))
 
 
@@ -136,9 +147,14 @@ def list_runs(db: str | Path) -> list[dict[str, Any]]:
 
 
 def run_epochs(db: str | Path, run_id: str) -> list[dict[str, Any]]:
-    """Per-epoch metrics of one run, in epoch order."""
+    """Per-epoch metrics of one run, in epoch order (with a ``val_acc:<name>`` key per source of
+    a run on several dataset folders)."""
     if not Path(db).is_file():
         return []
     with closing(connect(db)) as con:
         rows = con.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))
-        return [dict(r) for r in rows.fetchall()]
+        epochs = [dict(r) for r in rows.fetchall()]
+    for epoch in epochs:
+        domains = json.loads(epoch.pop("domains") or "{}")
+        epoch.update({DOMAIN_ACC + name: acc for name, acc in domains.items()})
+    return epochs
