@@ -7,7 +7,8 @@ Starts ``streamlit run app.py`` on a free port over CHECKPOINTS (default checkpo
 Debian's headless Chromium (FVCORE_CHROMIUM) through Playwright, uploads the photos on Predict and
 the first one on Grad-CAM, and saves full-page PNGs: screenshot-home.png, screenshot-predict.png,
 screenshot-gradcam.png and screenshot-compare-<tab>.png for every dashboard tab (the training tab
-twice: both splits, and validation only). ``--dataset``
+twice: both splits, and validation only; a third time, validation per source, when a model was
+trained on several folders). ``--dataset``
 picks the sidebar's dataset (default: the one with the most models, as the app does). The server
 works on a copy of the folder, so its ONNX cache never lands in CHECKPOINTS.
 """
@@ -95,6 +96,11 @@ def take(url: str, photos: Sequence[Path], out: Path, dataset: Optional[str]) ->
                 page.get_by_text("validation", exact=True).first.click()
                 settle(page)
                 shoot(page, out / "screenshot-compare-training-validation.png")
+                per_source = page.get_by_text("validation per source", exact=True)
+                if per_source.count():   # models trained on several folders
+                    per_source.first.click()
+                    settle(page)
+                    shoot(page, out / "screenshot-compare-training-per-source.png")
         browser.close()
 
 
