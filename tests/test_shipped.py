@@ -80,7 +80,7 @@ def test_every_weights_file_stays_within_50_mb():
     assert all(size <= 50 * MB for p, size in sizes.items() if p.name == "model.safetensors")
 
 
-@pytest.mark.xfail(strict=True, reason="known and stated in the README (The checkpoints: Size): "
+@pytest.mark.xfail(strict=True, reason="known and stated in the README (The models: Size): "
                    "the twelve shipped checkpoints take 196 MB; two from-scratch ResNet-50s "
                    "and VGG16-BN alone are 127.5 MB of weights. strict: passing again fails, so "
                    "this mark goes when the zoo fits")
