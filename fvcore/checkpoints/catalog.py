@@ -38,6 +38,12 @@ DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0"
 
 
 
+def domain_accuracies(row: dict[str, Any]) -> dict[str, float]:
+    """A history row's validation accuracy per source, ``{source: accuracy}``, from its
+    ``val_acc:<source>`` keys (:data:`DOMAIN_ACC`); empty for a run on one folder."""
+    return {k[len(DOMAIN_ACC):]: v for k, v in row.items() if k.startswith(DOMAIN_ACC)}
+
+
 @functools.lru_cache(maxsize=256)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()

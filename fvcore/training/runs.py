@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Optional
 
-from fvcore.checkpoints.catalog import DOMAIN_ACC
+from fvcore.checkpoints.catalog import DOMAIN_ACC, domain_accuracies
 
 DEFAULT_DB = "runs.db"
 
@@ -86,7 +86,7 @@ def log_epoch(db: str | Path, run_id: str, row: dict[str, Any]) -> None:
     validation accuracy per source (``val_acc:<name>`` keys) goes into ``domains`` as JSON."""
     cols = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
             "images_per_s")
-    domains = {k[len(DOMAIN_ACC):]: v for k, v in row.items() if k.startswith(DOMAIN_ACC)}
+    domains = domain_accuracies(row)
     with closing(connect(db)) as con, con:
         con.execute(f"INSERT OR REPLACE INTO epochs (run_id, {', '.join(cols)}, domains) VALUES "
                     f"(?, {', '.join('?' * len(cols))}, ?)",

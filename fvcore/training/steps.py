@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fvcore.checkpoints.catalog import DOMAIN_ACC
+from fvcore.checkpoints.catalog import DOMAIN_ACC, domain_accuracies
 from fvcore.datasets.folders import DataSplits
 from fvcore.errors import FvError
 
@@ -119,7 +119,7 @@ def validation_domains(splits: DataSplits, rank: int = 0, world: int = 1) -> Opt
 def domain_note(row: dict[str, Any]) -> str:
     """`` (val_acc grocery 0.8123, wild 0.7012)`` for a row with per-source accuracy, else
     ``""``."""
-    parts = [f"{k[len(DOMAIN_ACC):]} {v:.4f}" for k, v in row.items() if k.startswith(DOMAIN_ACC)]
+    parts = [f"{name} {acc:.4f}" for name, acc in domain_accuracies(row).items()]
     return f" (val_acc {', '.join(parts)})" if parts else ""
 
 
