@@ -154,6 +154,19 @@ def test_results_table_shows_each_test_domain_and_the_gap(tmp_path, checkpoint_r
     assert all(len(c) == len(header) for c in cells.values())
 
 
+def test_results_table_says_when_a_run_was_lp_ft_with_wise_ft(tmp_path, checkpoint_root):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoint_root, root)
+    card_path = root / "shapes" / "efficientnet_lite0" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["init"] = "imagenet (wheel); head first fitted ... (LP-FT), then fine-tuned"
+    card["recipe"].update(probe_epochs=10, wise={"alpha": 0.6, "score": 0.9, "table": []})
+    card_path.write_text(json.dumps(card))
+    lite0 = next(r for r in results_table(root, latency=False).splitlines()
+                 if "| efficientnet_lite0 |" in r)
+    assert "| **ImageNet** (LP-FT: 10 probe epochs, WiSE-FT α 0.6) |" in lite0
+
+
 def test_update_readme_replaces_only_the_marked_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# t\n\n<!-- zoo:start -->\nold\n<!-- zoo:end -->\n\nafter\n")

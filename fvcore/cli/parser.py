@@ -40,12 +40,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                        ("--seed", int), ("--workers", int), ("--label-smoothing", float),
                        ("--warmup-epochs", float), ("--val-fraction", float),
                        ("--backbone-lr-scale", float), ("--mix", float),
-                       ("--eval-size", int), ("--eval-resize", int)):
+                       ("--eval-size", int), ("--eval-resize", int), ("--probe-epochs", int)):
         p.add_argument(flag, type=kind)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"))
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--augment-policy", choices=("basic", "trivial"))
+    p.add_argument("--freeze-bn", action="store_true", default=None,
+                   help="keep the backbone's BatchNorm statistics (pretrained ones) as they are")
+    p.add_argument("--wise", action="store_true", default=None,
+                   help="WiSE-FT after an LP-FT run: mix the tuned weights with the probe's, "
+                        "the share chosen on each source's validation accuracy")
     p.add_argument("--resume", action="store_true", default=None)
     p.add_argument("--runs-db", help=f"SQLite run registry (default {settings.runs_db()})")
 

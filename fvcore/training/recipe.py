@@ -52,6 +52,9 @@ class TrainConfig:
     min_delta: float = 1e-4
     dataset_name: Optional[str] = None   # the card's dataset (default: folder names joined by +)
     init_from: Optional[str] = None      # a finished checkpoint folder to warm-start from
+    probe_epochs: int = 0                # LP-FT: first fit the head on frozen features
+    freeze_bn: bool = False              # backbone BatchNorm keeps its running statistics
+    wise: bool = False                   # WiSE-FT: mix the tuned weights with the probe's
     command: str = field(
         default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
 
@@ -69,6 +72,19 @@ class TrainConfig:
                 **{k: v for k, v in asdict(self).items() if k not in skip}}
 
 
+def knob_args(knobs: dict[str, Any]) -> list[str]:
+    """``fvcore train`` arguments for TrainConfig fields: ``--name value``, a switch alone when
+    true (``--freeze-bn``), ``--no-augment`` for ``augment=False``, in sorted order."""
+    args: list[str] = []
+    for key, value in sorted(knobs.items()):
+        if isinstance(value, bool):
+            args += [f"--{key.replace('_', '-')}"] if value else (
+                ["--no-augment"] if key == "augment" else [])
+        else:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
 def configure_finetuning(model: nn.Module, arch: str, mode: str) -> None:
     """Freeze what ``mode`` says: ``head`` trains the head only, ``partial`` also the last stage."""
     if mode not in FINETUNE_MODES:
@@ -79,6 +95,19 @@ def configure_finetuning(model: nn.Module, arch: str, mode: str) -> None:
     for name, param in model.named_parameters():
         param.requires_grad_(any(name == p or name.startswith(p + ".") or p == ""
                                  for p in trainable))
+
+
+def frozen_batchnorms(model: nn.Module, arch: str, config: TrainConfig) -> list[nn.Module]:
+    """The BatchNorm layers whose running statistics must not move while training: those with no
+    trainable parameters (a frozen backbone's), and with ``freeze_bn`` every one outside the head.
+    Strong augmentation and CutMix/MixUp otherwise replace a pretrained backbone's statistics of
+    real photos with those of augmented ones within an epoch (momentum 0.1), which shifts every
+    feature the head (or an LP-FT probe) was fitted on."""
+    head = get_spec(arch).head_prefix
+    return [module for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+                not any(p.requires_grad for p in module.parameters())
+                or (config.freeze_bn and not (name == head or name.startswith(head + "."))))]
 
 
 def param_groups(model: nn.Module, arch: str, config: TrainConfig, pretrained: bool) -> list[dict]:

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -54,18 +54,17 @@ def autocast(device: torch.device, precision: str):
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, scheduler, criterion,
-                    device: torch.device, *, precision: str, frozen_backbone: bool,
-                    epoch: int, progress: bool = True,
+                    device: torch.device, *, precision: str, epoch: int,
+                    frozen_bn: Sequence[nn.Module] = (), progress: bool = True,
                     mix: Optional[Callable] = None) -> dict[str, float]:
     """One pass over the training data; returns loss, accuracy and images per second.
+    The BatchNorm layers ``frozen_bn`` (see :func:`fvcore.training.recipe.frozen_batchnorms`)
+    normalise with their running statistics and leave them as they are.
     With ``mix`` (see :func:`batch_mixer`) accuracy counts the dominant label of a mixed image."""
     from tqdm import tqdm
     model.train()
-    if frozen_backbone:  # BatchNorm statistics of a frozen backbone stay as they are
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in module.parameters()):
-                module.eval()
+    for module in frozen_bn:
+        module.eval()
     totals = [0.0, 0.0, 0.0]  # loss sum, correct, count
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, unit="batch",

@@ -2,14 +2,12 @@
 
 The run writes, under ``out/``: the best-by-validation checkpoint (every time validation improves,
 atomically, so a kill never leaves a broken one), ``history.csv`` (every epoch), ``train.log``,
-and ``.train/last.pt`` (the resume state, deleted when the run finishes). Only rank 0 writes when
-run under ``torchrun``.
-
-:func:`train` reads as its phases, each a plain function: set up (:func:`launch`, beside this
-module), then below it the model (:func:`_model`), data (:func:`_data`), optimisation
-(:func:`_learner`), resume (:func:`_resume`), the card and registry entry (:func:`_begin`), the
-epochs (:func:`_fit`, one :func:`_epoch` each) and the end (:func:`_finish`: calibrate, test,
-complete the card). The resume state lives in :mod:`fvcore.training.state`.
+and ``.train/last.pt`` (the resume state of :mod:`fvcore.training.state`, deleted when the run
+finishes). Only rank 0 writes when run under ``torchrun``. :func:`train` reads as its phases, each
+a plain function: set up (:func:`launch`), the model (:func:`_model`), data (:func:`_data`), the
+optional linear probe (:mod:`fvcore.training.probe`), optimisation (:func:`_learner`), resume
+(:func:`_resume`), the card and registry entry (:func:`_begin`), the epochs (:func:`_fit`, one
+:func:`_epoch` each) and the end (:func:`_finish`: calibrate, test, complete the card).
 """
 from __future__ import annotations
 
@@ -37,10 +35,11 @@ from fvcore.inference.loading import load_checkpoint
 from fvcore.inference.presets import EvalPreset
 from fvcore.models.cost import count_flops, count_params
 from fvcore.models.registry import create_model, get_submodule
-from fvcore.training import runs, steps
+from fvcore.training import recipe, runs, steps, wise
 from fvcore.training.augment import TrainPreset, batch_mixer
 from fvcore.training.data import ImageListDataset, head_features
 from fvcore.training.launch import Run, launch
+from fvcore.training.probe import check_transfer, probe_head
 from fvcore.training.recipe import TrainConfig, configure_finetuning, param_groups, warmup_cosine
 from fvcore.training.state import STATE, Progress, clear_state, load_state, save_state
 from fvcore.training.warmstart import warm_start
@@ -66,7 +65,7 @@ class Data:
 class Learner:
     """The model and what trains it: ``net`` is the module the loop runs (the head alone on
     cached features, wrapped in DDP under torchrun); AdamW, its schedule, the loss, the batch
-    mixer, and whether a frozen backbone's BatchNorm statistics must stay as they are."""
+    mixer, and the BatchNorm layers whose running statistics stay as they are."""
 
     model: nn.Module
     net: nn.Module
@@ -74,7 +73,7 @@ class Learner:
     scheduler: LambdaLR
     criterion: nn.Module
     mix: Optional[Callable]
-    frozen_backbone: bool
+    frozen_bn: list[nn.Module]
 
 
 def train(config: TrainConfig) -> Optional[ModelCard]:
@@ -86,7 +85,11 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
     if config.resume and not resume and (finished := _finished_card(run.out)) is not None:
         return finished if run.rank == 0 else None
     model, init = _model(run, config, splits, resume)
+    check_transfer(config, pretrained=not init.startswith("none"))
     data = _data(run, config, splits, model)
+    if config.probe_epochs and not resume:   # LP-FT: the head first learns on frozen features
+        init += probe_head(model, run, config, data.train.dataset, data.val.dataset,
+                           data.eval_preset, data.val_domains)
     learner = _learner(run, config, data, model, pretrained=not init.startswith("none"))
     progress = _resume(run, config, learner) if resume else Progress()
     card = _begin(run, config, data, learner, init, progress)
@@ -106,10 +109,8 @@ def train(config: TrainConfig) -> Optional[ModelCard]:
 
 def _finished_card(out: Path) -> Optional[ModelCard]:
     """The card of a run that already finished in ``out`` (``--resume`` then has nothing to do)."""
-    if not (out / CARD).is_file():
-        return None
-    card = ModelCard.read(out)
-    if not card.metrics:
+    card = ModelCard.read(out) if (out / CARD).is_file() else None
+    if card is None or not card.metrics:
         return None
     print(f"{out} already finished (best epoch {card.best_epoch}); nothing to resume")
     return card
@@ -175,7 +176,7 @@ def _learner(run: Run, config: TrainConfig, data: Data, model: nn.Module, *,
         optimizer=optimizer, scheduler=LambdaLR(optimizer, warmup_cosine(warmup, steps)),
         criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         mix=None if data.cached else batch_mixer(len(data.splits.classes), config.mix),
-        frozen_backbone=config.finetune != "full" and not data.cached)
+        frozen_bn=[] if data.cached else recipe.frozen_batchnorms(model, config.arch, config))
 
 
 def _resume(run: Run, config: TrainConfig, learner: Learner) -> Progress:
@@ -236,7 +237,7 @@ def _epoch(run: Run, config: TrainConfig, data: Data, learner: Learner, card: Mo
     row.update(steps.train_one_epoch(
         learner.net, data.train, learner.optimizer, learner.scheduler, learner.criterion,
         run.device, precision=config.precision, epoch=epoch,
-        frozen_backbone=learner.frozen_backbone, progress=run.rank == 0, mix=learner.mix))
+        frozen_bn=learner.frozen_bn, progress=run.rank == 0, mix=learner.mix))
     row.update(steps.evaluate_loader(learner.net, data.val, learner.criterion, run.device,
                                      precision=config.precision, domains=data.val_domains))
     row["seconds"] = round(time.perf_counter() - tic, 2)
@@ -270,11 +271,12 @@ def _finish(run: Run, config: TrainConfig, data: Data, progress: Progress,
         dist.barrier()
     if run.rank != 0:
         return None
+    if config.wise:   # the full validation split, not this rank's share
+        wise.apply_wise(run, config, data.splits, data.val.dataset.dataset)
     classifier = load_checkpoint(run.out)
     card, history = classifier.card, progress.history
     card.epochs_run = len(history) and history[-1]["epoch"]
-    card.stopped_early = stopped
-    card.training_seconds = round(progress.elapsed, 1)
+    card.stopped_early, card.training_seconds = stopped, round(progress.elapsed, 1)
     atomic_write(run.out / HISTORY, history_csv(history))
     fit, _ = calibrate_and_test(classifier, data.splits)
     run.log.info(summary(fit))
@@ -283,10 +285,9 @@ def _finish(run: Run, config: TrainConfig, data: Data, progress: Progress,
     run.log.info(f"test accuracy {m['accuracy']:.4f} (95% CI {m['accuracy_ci95'][0]:.3f}-"
                  f"{m['accuracy_ci95'][1]:.3f}) loss {m['loss']:.4f} on {m['n_images']} images; "
                  f"best epoch {card.best_epoch} of {card.epochs_run}")
-    if len(card.metrics_by_split) > 1:
-        for domain, d in card.metrics_by_split.items():
-            run.log.info(f"  of which {domain}: test accuracy {d['accuracy']:.4f} loss "
-                         f"{d['loss']:.4f} on {d['n_images']} images")
+    for domain, d in (card.metrics_by_split if len(card.metrics_by_split) > 1 else {}).items():
+        run.log.info(f"  of which {domain}: test accuracy {d['accuracy']:.4f} loss "
+                     f"{d['loss']:.4f} on {d['n_images']} images")
     runs.end_run(config.runs_db, progress.run_id, "finished", final=card.metrics)
     return card
 

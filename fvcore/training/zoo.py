@@ -14,7 +14,7 @@ from fvcore.checkpoints.history import read_history
 from fvcore.errors import FvError
 from fvcore.inference.loading import load_checkpoint
 from fvcore.models.cost import human
-from fvcore.training.recipe import TrainConfig
+from fvcore.training.recipe import TrainConfig, knob_args
 from fvcore.training.trainer import train
 
 # Shared settings of every from-scratch run: long cosine horizon, early stopping decides, but only
@@ -69,7 +69,13 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     # camera photos of the same 34 classes, for models that hold up on people's own photos.
     # Cheapest runs first after the ImageNet model, so a session's CPU finishes whole models.
     "produce": {
-        "efficientnet_lite0": {**_IMAGENET, "epochs": 30, "patience": 5, "min_epochs": 22,
+        # LP-FT (fvcore.training.probe): the head first fitted on frozen ImageNet features, then a
+        # gentler full fine-tune (backbone lr 2e-4, was 5e-4) that keeps the backbone's ImageNet
+        # BatchNorm statistics, then WiSE-FT (fvcore.training.wise): the frozen features' linear
+        # probe beat the first full fine-tune on the web validation photos (84.8% vs 79.3%)
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 16, "patience": 4, "min_epochs": 12,
+                               "lr": 1e-3, "backbone_lr_scale": 0.2, "probe_epochs": 10,
+                               "freeze_bn": True, "wise": True,
                                "eval_size": 256, "eval_resize": 256},
         "cnn": _warm("cnn", 128),
         "vit": _warm("vit", 112, lr=5e-4),
@@ -100,9 +106,7 @@ def train_command(arch: str, data: str | Sequence[str], out: str, recipe: dict[s
     folders = [data] if isinstance(data, str) else list(data)
     args = ["python", "-m", "fvcore", "train", "--arch", arch,
             *[arg for folder in folders for arg in ("--data", folder)], "--out", out]
-    for key, value in sorted({**recipe, "seed": seed}.items()):
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    return shlex.join(args)
+    return shlex.join(args + knob_args({**recipe, "seed": seed}))
 
 
 def zoo_settings(recipe: str, arch: str, folders: Sequence[str]) -> dict[str, Any]:
@@ -139,6 +143,19 @@ def train_zoo(data: str | Sequence[str], out: str, *, recipe: Optional[str] = No
         if card is not None:
             cards.append(card)
     return cards
+
+
+def _init_cell(card: ModelCard) -> str:
+    """The table's initialisation: ImageNet or from scratch, and how the run began and ended
+    (a warm start's source; LP-FT's probe epochs; WiSE-FT's fine-tuned share)."""
+    init = "**ImageNet**" if card.pretrained else "from scratch"
+    if "warm-started from" in card.init:
+        init += f" (warm start: {card.init.split('warm-started from the ')[-1]})"
+    steps = ([f"LP-FT: {card.recipe['probe_epochs']} probe epochs"]
+             if card.recipe.get("probe_epochs") else [])
+    if isinstance(card.recipe.get("wise"), dict):
+        steps.append(f"WiSE-FT α {card.recipe['wise']['alpha']:g}")
+    return init + (f" ({', '.join(steps)})" if steps else "")
 
 
 def _pct(value: Optional[float]) -> str:
@@ -186,9 +203,7 @@ def results_table(root: str | Path, *, latency: bool = True) -> str:
     for entry in finished:
         card, m = entry.card, entry.card.metrics
         low, high = m.get("accuracy_ci95", (None, None))
-        init = "**ImageNet**" if card.pretrained else "from scratch"
-        if "warm-started from" in card.init:
-            init += f" (warm start: {card.init.split('warm-started from the ')[-1]})"
+        init = _init_cell(card)
         ms = "–"
         if latency:
             ms = f"{load_checkpoint(entry.path).latency_ms(repeats=5):.0f} ms"
