@@ -38,6 +38,17 @@ def test_the_quick_preset_trains_the_head_of_imagenet_lite0_on_cached_features(t
         plan_job("quick", "resnet50", tiny_data, tmp_path)
 
 
+def test_the_finetune_preset_runs_lp_ft_and_wise_ft_where_imagenet_weights_are_offline(
+        tiny_data, tmp_path):
+    lite = " ".join(plan_job("finetune", "efficientnet_lite1", tiny_data, tmp_path).argv)
+    for flag in ("--pretrained imagenet", "--probe-epochs 10", "--freeze-bn", "--wise",
+                 "--backbone-lr-scale 0.2"):
+        assert flag in lite
+    resnet = " ".join(plan_job("finetune", "resnet50", tiny_data, tmp_path).argv)
+    assert "--pretrained auto" in resnet   # torchvision's weights need the internet: maybe random
+    assert "--probe-epochs" not in resnet and "--wise" not in resnet
+
+
 def test_epochs_and_image_size_override_the_preset_within_limits(tiny_data, tmp_path):
     job = plan_job("scratch", "cnn", tiny_data, tmp_path, epochs=12, image_size=64)
     assert (job.epochs, job.image_size) == (12, 64)

@@ -27,6 +27,7 @@ class TrainPlan:
     about: str
     knobs: Mapping[str, Any]
     archs: Optional[tuple[str, ...]] = None   # None: every registered architecture
+    transfer: Mapping[str, Any] = field(default_factory=dict)  # + knobs where ImageNet is offline
 
     def allowed(self) -> list[str]:
         """The architectures this preset can train."""
@@ -47,10 +48,16 @@ PLANS: dict[str, TrainPlan] = {p.name: p for p in (
               "The zoo's transfer recipe: ImageNet backbone where its weights are available "
               "(else random init, and the card says so), the whole network trained with AdamW, "
               "warm-up + cosine schedule, TrivialAugment and CutMix/MixUp, early stopping, "
-              "best-by-validation checkpoint.",
+              "best-by-validation checkpoint. Where the ImageNet weights install offline "
+              "(EfficientNet-Lite0/1/2), the produce zoo's recipe for photos unlike the training "
+              "ones: the head first fitted on frozen features (LP-FT), a gentler fine-tune that "
+              "keeps ImageNet's BatchNorm statistics, then the weights mixed with the probe's "
+              "(WiSE-FT, chosen on validation).",
               {"pretrained": "auto", "finetune": "full", "epochs": 25, "patience": 5, "lr": 2e-3,
                "backbone_lr_scale": 0.25, "weight_decay": 0.05, "batch_size": 32,
-               "augment_policy": "trivial", "mix": 0.5}),
+               "augment_policy": "trivial", "mix": 0.5},
+              transfer={"pretrained": "imagenet", "probe_epochs": 10, "freeze_bn": True,
+                        "wise": True, "lr": 1e-3, "backbone_lr_scale": 0.2}),
     TrainPlan("scratch", "From scratch",
               "Random initialisation, the whole network trained with AdamW and a cosine "
               "schedule, early stopping after the first three quarters of the epochs.",
@@ -87,6 +94,8 @@ def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
     spec = get_spec(arch)
     dataset = dataset or Path(data).name
     knobs = dict(preset.knobs)
+    if any(source.offline for source in spec.imagenet):
+        knobs.update(preset.transfer)
     if epochs is not None:
         if epochs < 1:
             raise FvError("epochs must be at least 1")
