@@ -103,6 +103,20 @@ def test_a_wise_run_leaves_no_probe_weights_behind_and_logs_every_alpha(wise_run
     assert f"WiSE-FT: alpha {card.recipe['wise']['alpha']}" in log
 
 
+def test_wise_ft_mixes_only_once_even_when_a_crashed_run_comes_back_to_it(wise_run, tiny_data):
+    from fvcore.datasets.combine import load_datasets
+    from fvcore.training.launch import launch
+    from fvcore.training.wise import apply_wise
+    out, card = wise_run
+    before = (out / "model.safetensors").read_bytes()
+    config = _config([str(tiny_data), str(out.parent / "wild")], out, dataset_name="shapes",
+                     probe_epochs=4, wise=True)
+    splits = load_datasets(config.folders, name="shapes")
+    choice = apply_wise(launch(config), config, splits, [])   # no probe file left: not needed
+    assert choice.alpha == card.recipe["wise"]["alpha"]
+    assert (out / "model.safetensors").read_bytes() == before
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"wise": True}, "needs --probe-epochs"),
     ({"pretrained": "none", "probe_epochs": 2}, "--probe-epochs needs a pretrained backbone"),

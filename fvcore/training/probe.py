@@ -68,14 +68,13 @@ def probe_head(model: nn.Module, run: Run, config: TrainConfig, train: ImageList
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     for epoch in range(1, config.probe_epochs + 1):
         fit = steps.train_one_epoch(head, loader, optimizer, scheduler, criterion, device,
-                                    precision="fp32", epoch=epoch,
-                                    progress=False)
+                                    precision="fp32", epoch=epoch, progress=False)
     result = steps.evaluate_loader(head, DataLoader(val_feats, batch_size=config.batch_size),
                                    criterion, device, precision="fp32", domains=domains)
     if config.wise and run.rank == 0:
         save_probe(run.out, model)
     run.log.info(f"{config.arch} linear probe: {config.probe_epochs} epochs on frozen features, "
-             f"train_acc {fit['train_acc']:.4f} val_loss {result['val_loss']:.4f} "
-             f"val_acc {result['val_acc']:.4f}{steps.domain_note(result)}")
+                 f"train_acc {fit['train_acc']:.4f} val_loss {result['val_loss']:.4f} "
+                 f"val_acc {result['val_acc']:.4f}{steps.domain_note(result)}")
     return (f"; head first fitted on the frozen backbone's features for {config.probe_epochs} "
             f"epochs (LP-FT), then fine-tuned")

@@ -80,12 +80,16 @@ def choose_alpha(model: nn.Module, probe: dict[str, torch.Tensor],
 def apply_wise(run: Run, config: TrainConfig, splits: DataSplits, val: Dataset) -> WiseChoice:
     """Replace the best checkpoint of ``run.out`` by its best mixture with the probe (rank 0, at
     the end of a ``--wise`` run, before calibration and testing); its card says which alpha and
-    records every alpha's validation numbers."""
+    records every alpha's validation numbers. Done once: a run resumed after a crash that came
+    after the mixing (the card already records it) keeps the mixture instead of mixing again."""
+    card = ModelCard.read(run.out)
+    if isinstance(done := card.recipe.get("wise"), dict):
+        run.log.info(f"WiSE-FT: alpha {done['alpha']} already applied")
+        return WiseChoice(**done)
     if not (run.out / PROBE_WEIGHTS).is_file():
         raise FvError(f"--wise needs the probe's weights ({PROBE_WEIGHTS}), which an LP-FT run "
                       "(--probe-epochs) writes before fine-tuning", source=str(run.out))
     probe, tuned = read_state_dict(run.out / PROBE_WEIGHTS), read_state_dict(run.out / WEIGHTS)
-    card = ModelCard.read(run.out)
     model = build_model(run.out, card).to(run.device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     choice = choose_alpha(model, probe, tuned, val, criterion, run.device,
