@@ -34,7 +34,7 @@ C_GRID = (0.1, 0.3, 1.0)
 
 def offline_imagenet_archs() -> list[str]:
     """Registered architectures with an ImageNet source that needs no network."""
-    return [a for a in list_archs() if any(s.offline for s in get_spec(a).imagenet)]
+    return [a for a in list_archs() if get_spec(a).offline_imagenet]
 
 
 def features(arch: str, splits: Sequence[Sequence[Sample]], num_classes: int

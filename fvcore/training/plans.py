@@ -94,7 +94,7 @@ def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
     spec = get_spec(arch)
     dataset = dataset or Path(data).name
     knobs = dict(preset.knobs)
-    if any(source.offline for source in spec.imagenet):
+    if spec.offline_imagenet:
         knobs.update(preset.transfer)
     if epochs is not None:
         if epochs < 1:

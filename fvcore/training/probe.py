@@ -6,12 +6,12 @@ more of what the backbone knew about images unlike the training set. Here: ``--p
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from fvcore.errors import FvError
 from fvcore.inference.presets import EvalPreset
@@ -44,8 +44,9 @@ def check_transfer(config: TrainConfig, pretrained: bool) -> None:
                       "already trains the head on frozen features")
 
 
-def probe_head(model: nn.Module, run: Run, config: TrainConfig, train: ImageListDataset, val: Any,
-               eval_preset: EvalPreset, domains: Optional[steps.Domains] = None) -> str:
+def probe_head(model: nn.Module, run: Run, config: TrainConfig, train: ImageListDataset,
+               val: Dataset, eval_preset: EvalPreset,
+               domains: Optional[steps.Domains] = None) -> str:
     """Fit the head of ``model`` in place on the frozen backbone's features of the training
     images (seen as at test time: ``eval_preset``, no augmentation) for ``config.probe_epochs``
     epochs; ``val`` is this rank's validation dataset. Logs the probe's validation loss and

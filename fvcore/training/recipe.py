@@ -85,6 +85,11 @@ def knob_args(knobs: dict[str, Any]) -> list[str]:
     return args
 
 
+def within(name: str, prefix: str) -> bool:
+    """Whether the parameter or module ``name`` is ``prefix`` or inside it (``""``: everything)."""
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
 def configure_finetuning(model: nn.Module, arch: str, mode: str) -> None:
     """Freeze what ``mode`` says: ``head`` trains the head only, ``partial`` also the last stage."""
     if mode not in FINETUNE_MODES:
@@ -93,8 +98,7 @@ def configure_finetuning(model: nn.Module, arch: str, mode: str) -> None:
     trainable = {"head": (spec.head_prefix,), "partial": (spec.head_prefix, *spec.last_stage),
                  "full": ("",)}[mode]
     for name, param in model.named_parameters():
-        param.requires_grad_(any(name == p or name.startswith(p + ".") or p == ""
-                                 for p in trainable))
+        param.requires_grad_(any(within(name, p) for p in trainable))
 
 
 def frozen_batchnorms(model: nn.Module, arch: str, config: TrainConfig) -> list[nn.Module]:
@@ -107,17 +111,17 @@ def frozen_batchnorms(model: nn.Module, arch: str, config: TrainConfig) -> list[
     return [module for name, module in model.named_modules()
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
                 not any(p.requires_grad for p in module.parameters())
-                or (config.freeze_bn and not (name == head or name.startswith(head + "."))))]
+                or (config.freeze_bn and not within(name, head)))]
 
 
 def param_groups(model: nn.Module, arch: str, config: TrainConfig, pretrained: bool) -> list[dict]:
     """AdamW groups: head vs backbone (lower lr when pretrained), no decay on biases and norms."""
-    head = get_spec(arch).head_prefix + "."
+    head = get_spec(arch).head_prefix
     scale = config.backbone_lr_scale if pretrained else 1.0
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            groups.setdefault((name.startswith(head), param.ndim <= 1), []).append(param)
+            groups.setdefault((within(name, head), param.ndim <= 1), []).append(param)
     return [{"params": params, "lr": config.lr * (1.0 if is_head else scale),
              "weight_decay": 0.0 if no_decay else config.weight_decay}
             for (is_head, no_decay), params in sorted(groups.items())]

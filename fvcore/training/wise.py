@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fvcore.checkpoints.card import ModelCard
-from fvcore.checkpoints.catalog import TRAIN_STATE, WEIGHTS
+from fvcore.checkpoints.catalog import TRAIN_STATE
 from fvcore.checkpoints.folder import build_model, save_checkpoint, save_weights
 from fvcore.datasets.folders import DataSplits
 from fvcore.errors import FvError
@@ -89,8 +89,9 @@ def apply_wise(run: Run, config: TrainConfig, splits: DataSplits, val: Dataset) 
     if not (run.out / PROBE_WEIGHTS).is_file():
         raise FvError(f"--wise needs the probe's weights ({PROBE_WEIGHTS}), which an LP-FT run "
                       "(--probe-epochs) writes before fine-tuning", source=str(run.out))
-    probe, tuned = read_state_dict(run.out / PROBE_WEIGHTS), read_state_dict(run.out / WEIGHTS)
-    model = build_model(run.out, card).to(run.device)
+    model = build_model(run.out, card).to(run.device)   # the best fine-tuned weights
+    tuned = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = read_state_dict(run.out / PROBE_WEIGHTS)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     choice = choose_alpha(model, probe, tuned, val, criterion, run.device,
                           batch_size=config.batch_size,
