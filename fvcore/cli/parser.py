@@ -15,6 +15,7 @@ from fvcore.evaluation.features import METHODS
 from fvcore.explain.cam import CAM_METHODS
 from fvcore.models.foreign import ACTIVATIONS
 from fvcore.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from fvcore.training.state import SELECT_BY
 
 DESCRIPTION = "Train, evaluate, compare and explain image classifiers."
 
@@ -46,6 +47,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--augment-policy", choices=("basic", "trivial"))
+    p.add_argument("--select-by", choices=SELECT_BY,
+                   help="what picks the best epoch and drives early stopping: the validation "
+                        "loss (default) or the mean of each source's validation accuracy")
     p.add_argument("--freeze-bn", action="store_true", default=None,
                    help="keep the backbone's BatchNorm statistics (pretrained ones) as they are")
     p.add_argument("--wise", action="store_true", default=None,

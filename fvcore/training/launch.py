@@ -19,6 +19,7 @@ from fvcore.errors import FvError
 from fvcore.models.registry import ArchSpec, get_spec
 from fvcore.training.augment import check_augmentation
 from fvcore.training.recipe import TrainConfig
+from fvcore.training.state import check_select_by
 from fvcore.training.steps import pick_device
 from fvcore.training.steps import world as process_world
 
@@ -51,6 +52,7 @@ def launch(config: TrainConfig) -> Run:
     """Check the options, join the process group under torchrun, open the output folder and its
     log (clearing temporary files of a killed run) and seed every generator."""
     check_augmentation(config.augment_policy, config.mix)
+    check_select_by(config.select_by)
     spec = get_spec(config.arch)
     size = config.image_size or spec.input_size
     eval_size = eval_crop(config, size)

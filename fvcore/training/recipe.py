@@ -55,6 +55,7 @@ class TrainConfig:
     probe_epochs: int = 0                # LP-FT: first fit the head on frozen features
     freeze_bn: bool = False              # backbone BatchNorm keeps its running statistics
     wise: bool = False                   # WiSE-FT: mix the tuned weights with the probe's
+    select_by: str = "val_loss"          # best epoch and early stopping: val_loss | source_accuracy
     command: str = field(
         default_factory=lambda: shlex.join(["python", "-m", "fvcore", *sys.argv[1:]]))
 

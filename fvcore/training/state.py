@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fvcore.checkpoints.catalog import TRAIN_STATE
+from fvcore.checkpoints.catalog import TRAIN_STATE, domain_accuracies
 from fvcore.checkpoints.folder import atomic_write
+from fvcore.errors import FvError
 
 STATE = Path(TRAIN_STATE) / "last.pt"
 """The resume state's path inside a run's output folder."""
@@ -28,12 +29,33 @@ STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_loss", "bad_epoc
               "run_id", "elapsed", "rng_torch", "rng_numpy", "rng_python")
 """The keys of the saved dict, in the order they are written."""
 
+SELECT_BY = ("val_loss", "source_accuracy")
+"""What picks the best epoch and drives early stopping (``--select-by``): the validation loss, or
+the mean of the validation accuracies of the combined sources (each source weighs the same, as in
+WiSE-FT's choice; the plain validation accuracy for one folder)."""
+
+
+def check_select_by(select_by: str) -> None:
+    """A clear one-line error for an unknown ``--select-by``."""
+    if select_by not in SELECT_BY:
+        raise FvError(f"unknown --select-by {select_by!r}; choose one of {', '.join(SELECT_BY)}")
+
+
+def selection_value(row: dict[str, Any], select_by: str) -> float:
+    """The epoch's score under ``select_by``, lower is better (an accuracy is negated)."""
+    check_select_by(select_by)
+    if select_by == "val_loss":
+        return float(row["val_loss"])
+    per_source = domain_accuracies(row)
+    return -(sum(per_source.values()) / len(per_source) if per_source else row["val_acc"])
+
 
 @dataclass
 class Progress:
-    """How far a run has got: the last finished epoch (0 before the first), the best validation
-    loss, epochs since it last improved, one history row per epoch, the run registry's id and the
-    seconds spent training."""
+    """How far a run has got: the last finished epoch (0 before the first), the best
+    :func:`selection_value` so far (saved as ``best_loss``: the validation loss unless the run
+    selects by accuracy), epochs since it last improved, one history row per epoch, the run
+    registry's id and the seconds spent training."""
 
     epoch: int = 0
     best_loss: float = float("inf")
@@ -42,14 +64,15 @@ class Progress:
     run_id: Optional[str] = None
     elapsed: float = 0.0
 
-    def record(self, row: dict[str, Any], min_delta: float) -> bool:
-        """Add one finished epoch's row; True when its validation loss beat the best by more
-        than ``min_delta`` (the early-stopping count restarts)."""
+    def record(self, row: dict[str, Any], min_delta: float, select_by: str = "val_loss") -> bool:
+        """Add one finished epoch's row; True when its score (:func:`selection_value`) beat the
+        best by more than ``min_delta`` (the early-stopping count restarts)."""
         self.epoch = row["epoch"]
         self.elapsed += row["seconds"]
         self.history.append(row)
-        improved = row["val_loss"] < self.best_loss - min_delta
-        self.best_loss, self.bad_epochs = ((row["val_loss"], 0) if improved
+        value = selection_value(row, select_by)
+        improved = value < self.best_loss - min_delta
+        self.best_loss, self.bad_epochs = ((value, 0) if improved
                                            else (self.best_loss, self.bad_epochs + 1))
         return improved
 

@@ -184,7 +184,7 @@ def _resume(run: Run, config: TrainConfig, learner: Learner) -> Progress:
     progress = load_state(run.out, learner.model, learner.optimizer, learner.scheduler,
                           run.device)
     run.log.info(f"resuming {config.arch} at epoch {progress.epoch + 1} "
-                 f"(best val loss {progress.best_loss:.4f})")
+                 f"(best {config.select_by} {abs(progress.best_loss):.4f})")
     return progress
 
 
@@ -241,7 +241,7 @@ def _epoch(run: Run, config: TrainConfig, data: Data, learner: Learner, card: Mo
     row.update(steps.evaluate_loader(learner.net, data.val, learner.criterion, run.device,
                                      precision=config.precision, domains=data.val_domains))
     row["seconds"] = round(time.perf_counter() - tic, 2)
-    improved = progress.record(row, config.min_delta)
+    improved = progress.record(row, config.min_delta, config.select_by)
     run.log.info(f"{config.arch} epoch {epoch}/{config.epochs} "
                  f"train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
                  f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} "
@@ -258,7 +258,8 @@ def _epoch(run: Run, config: TrainConfig, data: Data, learner: Learner, card: Mo
         save_state(run.out, learner.model, learner.optimizer, learner.scheduler, progress)
     stop = progress.bad_epochs >= config.patience and epoch >= config.min_epochs
     if stop:
-        run.log.info(f"early stopping: no val-loss improvement for {progress.bad_epochs} epochs")
+        run.log.info(f"early stopping: no {config.select_by} improvement for "
+                     f"{progress.bad_epochs} epochs")
     return stop
 
 

@@ -72,10 +72,13 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         # LP-FT (fvcore.training.probe): the head first fitted on frozen ImageNet features, then a
         # gentler full fine-tune (backbone lr 2e-4, was 5e-4) that keeps the backbone's ImageNet
         # BatchNorm statistics, then WiSE-FT (fvcore.training.wise): the frozen features' linear
-        # probe beat the first full fine-tune on the web validation photos (85.7% vs 79.3%)
-        "efficientnet_lite0": {**_IMAGENET, "epochs": 16, "patience": 4, "min_epochs": 12,
+        # probe beat the first full fine-tune on the web validation photos (85.7% vs 79.3%).
+        # Best epoch by the mean of the two sources' validation accuracies, as WiSE-FT's alpha:
+        # the 16-epoch run stopped on validation loss at epoch 14 (best loss at 10: 88.7% grocery,
+        # 82.3% web) while both accuracies still rose (epoch 14: 92.5%, 84.4%); longer schedule
+        "efficientnet_lite0": {**_IMAGENET, "epochs": 22, "patience": 5, "min_epochs": 16,
                                "lr": 1e-3, "backbone_lr_scale": 0.2, "probe_epochs": 10,
-                               "freeze_bn": True, "wise": True,
+                               "freeze_bn": True, "wise": True, "select_by": "source_accuracy",
                                "eval_size": 256, "eval_resize": 256},
         "cnn": _warm("cnn", 128),
         "vit": _warm("vit", 112, lr=5e-4),
