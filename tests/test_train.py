@@ -108,6 +108,31 @@ def test_early_stopping_stops_when_validation_loss_stops_improving(tmp_path, tin
     assert float(rows[card.best_epoch - 1]["val_loss"]) == best
 
 
+def test_selecting_by_source_accuracy_weighs_each_source_the_same_whatever_the_loss():
+    from fvcore.training.state import Progress
+    progress = Progress()
+    rows = [  # val_acc is over all images: the big source dominates it, not the choice
+        {"val_loss": 0.9, "val_acc": 0.80, "val_acc:shelf": 0.90, "val_acc:web": 0.50},
+        {"val_loss": 1.2, "val_acc": 0.78, "val_acc:shelf": 0.80, "val_acc:web": 0.70},
+        {"val_loss": 0.8, "val_acc": 0.79, "val_acc:shelf": 0.88, "val_acc:web": 0.60}]
+    improved = [progress.record({"epoch": i, "seconds": 1.0, **row}, 1e-4, "source_accuracy")
+                for i, row in enumerate(rows, 1)]
+    assert improved == [True, True, False] and progress.bad_epochs == 1
+    assert progress.best_loss == pytest.approx(-0.75)
+    by_loss = Progress()
+    assert [by_loss.record({"epoch": i, "seconds": 1.0, **row}, 1e-4)
+            for i, row in enumerate(rows, 1)] == [True, False, True]
+
+
+def test_selecting_by_accuracy_on_one_folder_uses_its_validation_accuracy(tmp_path, tiny_data):
+    card = train(_config(tiny_data, tmp_path / "acc", epochs=4, patience=10, lr=1e-2,
+                         select_by="source_accuracy"))
+    rows = list(csv.DictReader((tmp_path / "acc" / "history.csv").open()))
+    best = max(float(r["val_acc"]) for r in rows)
+    assert [float(r["val_acc"]) for r in rows].index(best) + 1 == card.best_epoch
+    assert card.recipe["select_by"] == "source_accuracy"
+
+
 def test_early_stopping_waits_for_min_epochs(tmp_path, tiny_data):
     card = train(_config(tiny_data, tmp_path / "min", epochs=8, patience=1, lr=1e-2,
                          min_epochs=7))

@@ -4,6 +4,7 @@ BatchNorm statistics, and WiSE-FT (the tuned weights mixed with the probe's, the
 each source's validation accuracy)."""
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def wise_run(tmp_path_factory, tiny_data):
         shutil.rmtree(wild / split / "triangle")
     out = root / "lite0"
     card = train(_config([str(tiny_data), str(wild)], out, dataset_name="shapes", epochs=2,
-                         probe_epochs=4, freeze_bn=True, wise=True, augment_policy="trivial"))
+                         probe_epochs=4, freeze_bn=True, wise=True, augment_policy="trivial",
+                         select_by="source_accuracy"))
     return out, card
 
 
@@ -93,6 +95,15 @@ def test_wise_ft_keeps_the_mixture_with_the_best_mean_accuracy_over_the_sources(
     assert choice["alpha"] == best["alpha"] and choice["score"] == best["score"]
     assert "WiSE-FT, chosen on validation" in card.init and "LP-FT" in card.init
     assert ModelCard.read(out).recipe["wise"]["alpha"] == choice["alpha"]
+
+
+def test_the_fine_tuned_epoch_is_chosen_by_the_mean_accuracy_over_the_sources(wise_run):
+    out, card = wise_run
+    names = sorted(card.metrics_by_split)
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    scores = [sum(float(r[f"val_acc:{name}"]) for name in names) / 2 for r in rows]
+    assert scores.index(max(scores)) + 1 == card.best_epoch
+    assert card.recipe["select_by"] == "source_accuracy"
 
 
 def test_a_wise_run_leaves_no_probe_weights_behind_and_logs_every_alpha(wise_run):
@@ -122,7 +133,8 @@ def test_wise_ft_mixes_only_once_even_when_a_crashed_run_comes_back_to_it(wise_r
     ({"pretrained": "none", "probe_epochs": 2}, "--probe-epochs needs a pretrained backbone"),
     ({"pretrained": "none", "freeze_bn": True}, "--freeze-bn needs a pretrained backbone"),
     ({"probe_epochs": 2, "finetune": "head", "augment": False}, "nothing to add"),
-    ({"probe_epochs": -1}, "0 or more")])
+    ({"probe_epochs": -1}, "0 or more"),
+    ({"select_by": "accuracy"}, "unknown --select-by 'accuracy'")])
 def test_transfer_options_that_mean_nothing_are_refused_with_one_line(tmp_path, tiny_data, bad,
                                                                       message):
     from fvcore.errors import FvError
