@@ -1,10 +1,12 @@
 """Benchmark every model: eager PyTorch vs the ONNX Runtime fast path vs the FLOP floor,
 predict-all latency, Grad-CAM cost, cold start of the app and resident memory.
 
-    python bench/run.py [--checkpoints checkpoints] [--archs all|NAME,...] [--threads N]
+    python bench/run.py [--checkpoints checkpoints] [--dataset NAME] [--archs all|NAME,...]
+                        [--threads N]
     python -m fvcore bench ...
 
-Shipped checkpoints under ``--checkpoints`` are used when present; ``--archs`` names
+Shipped checkpoints under ``--checkpoints`` are used when present (those of ``--dataset``, by
+default the dataset with the most checkpoints); ``--archs`` names
 architectures to include, and any without a shipped checkpoint is built with random weights at
 its default input size (34 classes) in a temporary folder. Writes a markdown table between
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the README and a JSON copy in
@@ -90,11 +92,24 @@ def zoo_folder(chosen: Sequence[tuple[Path, str]], tmp: Path) -> Path:
     return zoo
 
 
-def choose_models(checkpoints: Path, archs: Optional[str], tmp: Path) -> list[tuple[Path, str]]:
+def shipped_models(checkpoints: Path, dataset: Optional[str] = None) -> dict[str, Path]:
+    """Architecture -> checkpoint folder of the shipped models of one dataset: ``dataset``, or
+    the one with the most checkpoints (the flagship zoo, not whichever folder scans first)."""
+    by_dataset: dict[str, dict[str, Path]] = {}
+    for entry in sorted(scan(checkpoints).entries, key=lambda e: str(e.path)):
+        by_dataset.setdefault(entry.card.dataset, {}).setdefault(entry.card.arch, entry.path)
+    if dataset is not None and dataset not in by_dataset:
+        raise FvError(f"no shipped checkpoints of dataset {dataset!r} under {checkpoints}; "
+                      f"there are: {', '.join(sorted(by_dataset)) or 'none'}")
+    if not by_dataset:
+        return {}
+    return by_dataset[dataset or max(by_dataset, key=lambda d: (len(by_dataset[d]), d))]
+
+
+def choose_models(checkpoints: Path, archs: Optional[str], tmp: Path,
+                  dataset: Optional[str] = None) -> list[tuple[Path, str]]:
     """(checkpoint folder, source) per model: shipped ones first, fresh builds for the rest."""
-    shipped = {}
-    for entry in scan(checkpoints).entries:
-        shipped.setdefault(entry.card.arch, entry.path)
+    shipped = shipped_models(checkpoints, dataset)
     if archs is None and shipped:
         names = sorted(shipped)
     elif archs in (None, "all"):
@@ -204,7 +219,7 @@ def run(args: argparse.Namespace) -> dict:
     load = os.getloadavg()[0]
     from memory import sample_images
     with tempfile.TemporaryDirectory(prefix="fvcore-bench-") as tmp:
-        chosen = choose_models(Path(args.checkpoints), args.archs, Path(tmp))
+        chosen = choose_models(Path(args.checkpoints), args.archs, Path(tmp), args.dataset)
         classifiers, first_load = [], {}
         for path, source in chosen:
             start = time.perf_counter()
@@ -251,6 +266,8 @@ def get_parser() -> argparse.ArgumentParser:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--archs", help="all, or comma-separated names (default: the shipped ones)")
+    parser.add_argument("--dataset", help="the shipped checkpoints of this dataset (default: the "
+                        "dataset with the most checkpoints)")
     parser.add_argument("--threads", type=int, help="threads for PyTorch and ONNX Runtime")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-stock-cam", action="store_true",
