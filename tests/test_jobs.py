@@ -42,11 +42,12 @@ def test_the_finetune_preset_runs_lp_ft_and_wise_ft_where_imagenet_weights_are_o
         tiny_data, tmp_path):
     lite = " ".join(plan_job("finetune", "efficientnet_lite1", tiny_data, tmp_path).argv)
     for flag in ("--pretrained imagenet", "--probe-epochs 10", "--freeze-bn", "--wise",
-                 "--backbone-lr-scale 0.2"):
+                 "--backbone-lr-scale 0.2", "--select-by source_accuracy"):
         assert flag in lite
     resnet = " ".join(plan_job("finetune", "resnet50", tiny_data, tmp_path).argv)
     assert "--pretrained auto" in resnet   # torchvision's weights need the internet: maybe random
     assert "--probe-epochs" not in resnet and "--wise" not in resnet
+    assert "--select-by" not in resnet   # the validation loss, as the zoo's plain recipe
 
 
 def test_epochs_and_image_size_override_the_preset_within_limits(tiny_data, tmp_path):

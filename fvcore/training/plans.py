@@ -52,13 +52,15 @@ PLANS: dict[str, TrainPlan] = {p.name: p for p in (
               "best-by-validation checkpoint. Where the ImageNet weights install offline "
               "(EfficientNet-Lite0/1/2), the produce zoo's recipe for photos unlike the training "
               "ones: the head first fitted on frozen features (LP-FT), a gentler fine-tune that "
-              "keeps ImageNet's BatchNorm statistics, then the weights mixed with the probe's "
-              "(WiSE-FT, chosen on validation).",
+              "keeps ImageNet's BatchNorm statistics, the best epoch by validation accuracy "
+              "(per source when several datasets are combined), then the weights mixed with the "
+              "probe's (WiSE-FT, chosen on validation).",
               {"pretrained": "auto", "finetune": "full", "epochs": 25, "patience": 5, "lr": 2e-3,
                "backbone_lr_scale": 0.25, "weight_decay": 0.05, "batch_size": 32,
                "augment_policy": "trivial", "mix": 0.5},
               transfer={"pretrained": "imagenet", "probe_epochs": 10, "freeze_bn": True,
-                        "wise": True, "lr": 1e-3, "backbone_lr_scale": 0.2}),
+                        "wise": True, "lr": 1e-3, "backbone_lr_scale": 0.2,
+                        "select_by": "source_accuracy"}),
     TrainPlan("scratch", "From scratch",
               "Random initialisation, the whole network trained with AdamW and a cosine "
               "schedule, early stopping after the first three quarters of the epochs.",
