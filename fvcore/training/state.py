@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fvcore.checkpoints.catalog import TRAIN_STATE, domain_accuracies
+from fvcore.checkpoints.catalog import TRAIN_STATE
 from fvcore.checkpoints.folder import atomic_write
 from fvcore.errors import FvError
+from fvcore.training.steps import mean_source_accuracy
 
 STATE = Path(TRAIN_STATE) / "last.pt"
 """The resume state's path inside a run's output folder."""
@@ -46,8 +47,7 @@ def selection_value(row: dict[str, Any], select_by: str) -> float:
     check_select_by(select_by)
     if select_by == "val_loss":
         return float(row["val_loss"])
-    per_source = domain_accuracies(row)
-    return -(sum(per_source.values()) / len(per_source) if per_source else row["val_acc"])
+    return -mean_source_accuracy(row)
 
 
 @dataclass

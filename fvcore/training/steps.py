@@ -115,6 +115,13 @@ def validation_domains(splits: DataSplits, rank: int = 0, world: int = 1) -> Opt
     return Domains(names, tuple(of_item[rank::world]))
 
 
+def mean_source_accuracy(row: dict[str, Any]) -> float:
+    """The mean of a row's per-source validation accuracies, each source weighing the same
+    whatever its size (the row's ``val_acc`` when it has none: one folder)."""
+    per_source = domain_accuracies(row)
+    return sum(per_source.values()) / len(per_source) if per_source else row["val_acc"]
+
+
 def domain_note(row: dict[str, Any]) -> str:
     """`` (val_acc grocery 0.8123, wild 0.7012)`` for a row with per-source accuracy, else
     ``""``."""

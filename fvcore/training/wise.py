@@ -69,9 +69,7 @@ def choose_alpha(model: nn.Module, probe: dict[str, torch.Tensor],
         model.load_state_dict(mix_states(probe, tuned, alpha))
         row = steps.evaluate_loader(model, loader, criterion, device, precision="fp32",
                                     domains=domains)
-        per_source = steps.domain_accuracies(row)
-        score = sum(per_source.values()) / len(per_source) if per_source else row["val_acc"]
-        table.append({"alpha": alpha, "score": score, **row})
+        table.append({"alpha": alpha, "score": steps.mean_source_accuracy(row), **row})
     best = max(table, key=lambda r: (round(r["score"], 6), r["alpha"]))
     model.load_state_dict(mix_states(probe, tuned, best["alpha"]))
     return WiseChoice(best["alpha"], best["score"], table)
