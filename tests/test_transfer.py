@@ -140,3 +140,16 @@ def test_transfer_options_that_mean_nothing_are_refused_with_one_line(tmp_path, 
     from fvcore.errors import FvError
     with pytest.raises(FvError, match=message):
         train(_config(str(tiny_data), tmp_path / "bad", **bad))
+
+
+def test_a_run_resumed_under_another_select_by_is_refused_with_one_line(tmp_path, tiny_data):
+    from fvcore.errors import FvError
+    from fvcore.training.launch import check_resume
+    out = tmp_path / "run"
+    train(_config(str(tiny_data), out, epochs=1))   # selected by the validation loss
+    (out / ".train").mkdir()
+    (out / ".train" / "last.pt").write_bytes(b"")     # as if it had been interrupted
+    with pytest.raises(FvError, match="started with --select-by val_loss; resume it with the same"):
+        train(_config(str(tiny_data), out, resume=True, select_by="source_accuracy"))
+    check_resume(_config(str(tiny_data), out, resume=True), out)   # the same criterion resumes
+    check_resume(_config(str(tiny_data), out, select_by="source_accuracy"), out)   # no --resume

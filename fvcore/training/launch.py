@@ -3,6 +3,7 @@
 :class:`Run` holds what the later phases of :func:`fvcore.training.trainer.train` share."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from fvcore.checkpoints.catalog import CARD, TRAIN_STATE
 from fvcore.checkpoints.folder import remove_temp_files
 from fvcore.errors import FvError
 from fvcore.models.registry import ArchSpec, get_spec
@@ -64,12 +66,32 @@ def launch(config: TrainConfig) -> Run:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
     out = Path(config.out)
+    check_resume(config, out)
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out, rank)
     if rank == 0 and (stale := remove_temp_files(out)):
         log.info(f"removed {len(stale)} temporary file(s) left by an interrupted run")
     _seed_everything(config.seed)
     return Run(rank, world, device, out, log, spec, size, eval_size)
+
+
+def check_resume(config: TrainConfig, out: Path) -> None:
+    """A clear one-line error when ``--resume`` would continue a run under a different
+    ``--select-by`` than it started with: the saved best score (a loss, or a negated accuracy)
+    would be compared with the other kind, and the best checkpoint on disk was chosen by the other
+    criterion. The started run's choice is read from its card (plain JSON, written at its first
+    best epoch; a card without one selected by the validation loss)."""
+    card = out / CARD
+    if not (config.resume and (out / TRAIN_STATE).is_dir() and card.is_file()):
+        return
+    try:
+        started = (json.loads(card.read_text(encoding="utf-8")).get("recipe") or {}).get(
+            "select_by", "val_loss")
+    except (OSError, ValueError, AttributeError):
+        return   # an unreadable card is the resume's own problem to report
+    if started != config.select_by:
+        raise FvError(f"{out} started with --select-by {started}; resume it with the same, or "
+                      f"train into a new --out")
 
 
 def eval_crop(config: TrainConfig, size: int) -> int:
