@@ -58,7 +58,7 @@ with overview:
 
 with training:
     histories = cache.histories(sel.models)
-    long = frames.curves_long(histories)
+    long = frames.curves_long(histories, domains=True)   # built once, filtered per view
     if long.empty:
         st.info("None of the selected checkpoints has a history.csv.")
     else:
@@ -72,10 +72,10 @@ with training:
                            "folder of a model trained on several (e.g. shelves vs web photos).")
         log_y = scale.toggle("Log-scale y axis", key="curves_log")
         if split == per_source:
-            long = frames.curves_long(histories, domains=True)
             long = long[long["split"] != "train"]
-        elif split != "train and validation":
-            long = long[long["split"] == split]
+        else:
+            long = long[~long["split"].str.startswith("validation: ")]
+            long = long if split == "train and validation" else long[long["split"] == split]
         left, right = st.columns(2)
         left.plotly_chart(charts.curves(long, "loss", log_y=log_y), key="curves_loss")
         right.plotly_chart(charts.curves(long, "accuracy", log_y=log_y), key="curves_acc")
