@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +43,23 @@ def test_a_probe_scores_each_source_s_validation_split_and_never_opens_a_test_im
     table = capsys.readouterr().out
     assert "| backbone | input | validation: shelf | validation: web |" in table
     assert "| efficientnet_lite0 | 224 |" in table
+
+
+def test_a_backbone_is_probed_at_other_input_sizes_and_side_by_side_with_another(tmp_path):
+    shelf = make_dataset(tmp_path / "shelf", {"train": 8, "validation": 4, "test": 1}, seed=1)
+    out = tmp_path / "backbones.json"
+    main(["--data", str(shelf), "--archs", "efficientnet_lite0@96,efficientnet_lite0@64/80",
+          "--concat", "--out", str(out)])
+    report = json.loads(out.read_text())["archs"]
+    both = "efficientnet_lite0@96 + efficientnet_lite0@64/80"
+    assert list(report) == ["efficientnet_lite0@96", "efficientnet_lite0@64/80", both]
+    assert [r["input_size"] for r in report.values()] == [96, "64/80", "each its own"]
+    assert report[both]["seconds_per_image"] == pytest.approx(
+        report["efficientnet_lite0@96"]["seconds_per_image"]
+        + report["efficientnet_lite0@64/80"]["seconds_per_image"])
+    assert all(r["validation_accuracy"] >= 0.75 for r in report.values())
+
+
+def test_a_malformed_input_size_is_one_line():
+    with pytest.raises(SystemExit, match="expected ARCH, ARCH@CROP or ARCH@CROP/RESIZE"):
+        main(["--data", "unused", "--archs", "efficientnet_lite0@big"])
