@@ -18,7 +18,8 @@ ROOT = REPO / "checkpoints"
 SHARED = REPO.parent / "shared" / "datasets"
 SHIPPED_FILES = {"model.safetensors", "card.json", "history.csv", "predictions.csv", "train.log",
                  "robustness.csv", "ood.json",   # bench/robustness.py's README table
-                 "explain_quality.csv", "explain_sanity.csv"}   # explain-eval, for Compare
+                 "explain_quality.csv", "explain_sanity.csv",   # explain-eval, for Compare
+                 "embedding.csv", "embedding.json"}   # `embed`: Compare's embedding map
 MB = 1024 * 1024
 
 
@@ -69,6 +70,23 @@ def test_only_efficientnet_lite0_claims_imagenet_initialisation():
         else:
             assert not card.pretrained and card.init.startswith("none"), entry.path
         assert "--pretrained" in card.command and card.hardware and card.training_seconds
+
+
+def test_every_shipped_map_and_unknown_input_score_is_of_the_shipped_weights():
+    from fvcore.evaluation.embedding import read_embedding
+    from fvcore.evaluation.ood import load_ood
+    from fvcore.evaluation.robustness import weights_key
+    for entry in entries:
+        folder = Path(entry.path)
+        if (folder / "embedding.json").is_file():
+            found = read_embedding(folder)
+            assert found is not None and found.current(folder), folder
+            assert len(found.frame) == entry.card.metrics["n_images"], folder   # every test image
+        if (folder / "ood.json").is_file():
+            report = load_ood(folder)
+            assert report is not None
+            assert report.model_key == weights_key(folder, entry.card.temperature), folder
+            assert report.n_in > 0 and {s.name for s in report.scores} == {"msp", "energy"}
 
 
 def _tracked_sizes() -> dict[Path, int]:
