@@ -130,7 +130,7 @@ def run(folders: Sequence[str], archs: Sequence[str], *, concat: bool = False) -
         print(f"{name}: {results[name]}", flush=True)
 
     for config in archs:
-        arch, crop, resize = parse_config(config)
+        _, crop, resize = parse_config(config)
         (train_x, val_x), per_image = features(config, (train, val), len(data.classes))
         cached[config] = (train_x, val_x, per_image)
         score(config, train_x, val_x, crop if resize is None else f"{crop}/{resize}", per_image)
