@@ -3,7 +3,6 @@
 :class:`Run` holds what the later phases of :func:`fvcore.training.trainer.train` share."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from fvcore.checkpoints.card import ModelCard
 from fvcore.checkpoints.catalog import CARD, TRAIN_STATE
 from fvcore.checkpoints.folder import remove_temp_files
 from fvcore.errors import FvError
@@ -79,16 +79,14 @@ def check_resume(config: TrainConfig, out: Path) -> None:
     """A clear one-line error when ``--resume`` would continue a run under a different
     ``--select-by`` than it started with: the saved best score (a loss, or a negated accuracy)
     would be compared with the other kind, and the best checkpoint on disk was chosen by the other
-    criterion. The started run's choice is read from its card (plain JSON, written at its first
-    best epoch; a card without one selected by the validation loss)."""
-    card = out / CARD
-    if not (config.resume and (out / TRAIN_STATE).is_dir() and card.is_file()):
+    criterion. The started run's choice is read from its card (written at its first best epoch; a
+    card without one selected by the validation loss)."""
+    if not (config.resume and (out / TRAIN_STATE).is_dir() and (out / CARD).is_file()):
         return
     try:
-        started = (json.loads(card.read_text(encoding="utf-8")).get("recipe") or {}).get(
-            "select_by", "val_loss")
-    except (OSError, ValueError, AttributeError):
-        return   # an unreadable card is the resume's own problem to report
+        started = ModelCard.read(out).recipe.get("select_by", "val_loss")
+    except FvError:
+        return   # a broken card is reported by the resume itself, which reads it too
     if started != config.select_by:
         raise FvError(f"{out} started with --select-by {started}; resume it with the same, or "
                       f"train into a new --out")
