@@ -41,7 +41,7 @@ _WARM = {**_SCRATCH, "epochs": 15, "patience": 4, "min_epochs": 10, "lr": 1e-3,
          "augment_policy": "trivial"}
 
 
-# Twice the warm start's schedule where an epoch is cheap (about 40 s alone on 2 cores): the
+# Twice the warm start's schedule where an epoch is cheap (40-60 s alone on 2 cores): the
 # 15-epoch runs underfit (the plain CNN: 61% train accuracy under TrivialAugment, best epoch 14
 # of 15), and the best epoch is picked by the mean of the sources' validation accuracies, as
 # EfficientNet-Lite0's. 30-epoch runs, web validation: the plain CNN 50.2% -> 54.9%,
